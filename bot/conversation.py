@@ -1,0 +1,137 @@
+"""Messages, rounds, and choosing the window of history that fits — pure, no I/O.
+
+A channel's prompt is its system prompt, then the newest whole rounds of history that fit both
+the round cap and the token budget, then the new question. The budget is what is left of the
+model's context window after the reply's `max_tokens`, the system prompt and the question.
+Token counts are computed once, when a message is stored, so choosing is arithmetic.
+
+Several people talk in one channel, so each user message is sent as "[Name]: text". OpenAI's
+`name` field would reject most Discord display names, and many other servers ignore it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+# OpenAI's chat format costs a few tokens per message on top of its content, and a few more to
+# prime the reply (the figures from OpenAI's token-counting guide).
+TOKENS_PER_MESSAGE = 3
+REPLY_PRIMING_TOKENS = 3
+MAX_SPEAKER_LENGTH = 32
+
+SPEAKER_NOTE = (
+    "Several people may talk in this conversation; each of their messages starts with "
+    "[their name]. Do not start your own replies with a name in brackets."
+)
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message; `tokens` counts `api_content`, once, when the message is made."""
+
+    role: Role
+    content: str
+    tokens: int
+    author_id: int | None = None
+    author_name: str | None = None
+
+    @property
+    def api_content(self) -> str:
+        """The content as the model sees it: a member's words carry their name."""
+        if self.role == "user" and self.author_name is not None:
+            return user_content(self.author_name, self.content)
+        return self.content
+
+    def as_api(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.api_content}
+
+    @property
+    def cost(self) -> int:
+        return self.tokens + TOKENS_PER_MESSAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """A question and its answer: history is kept and dropped a whole round at a time."""
+
+    question: Message
+    answer: Message
+
+    @property
+    def cost(self) -> int:
+        return self.question.cost + self.answer.cost
+
+
+class QuestionTooLong(ValueError):
+    """The question cannot fit in the model's context even with no history at all."""
+
+    def __init__(self, needed: int, available: int) -> None:
+        super().__init__(f"the question needs {needed} tokens but only {available} are available")
+        self.needed = needed
+        self.available = available
+
+
+def speaker_label(name: str) -> str:
+    """A display name made safe to stand in "[...]" at the start of a message."""
+    cleaned = "".join(
+        " " if unicodedata.category(ch)[0] in "CZ" else ch for ch in name
+    )  # control, format (zero-width, bidi) and separator characters become plain spaces
+    cleaned = re.sub(r"[\[\]]", "", cleaned)
+    cleaned = " ".join(cleaned.split())[:MAX_SPEAKER_LENGTH].strip()
+    return cleaned or "someone"
+
+
+def user_content(speaker: str, text: str) -> str:
+    """What the model sees of a member's message."""
+    return f"[{speaker_label(speaker)}]: {text}"
+
+
+def history_budget(
+    *, context_window: int, max_tokens: int, system: Message, question: Message
+) -> int:
+    """Tokens left for history; raises `QuestionTooLong` if even the question does not fit."""
+    fixed = system.cost + REPLY_PRIMING_TOKENS
+    available_for_question = context_window - max_tokens - fixed
+    if question.cost > available_for_question:
+        raise QuestionTooLong(question.cost, max(available_for_question, 0))
+    return available_for_question - question.cost
+
+
+def choose_window(rounds: Sequence[Round], *, budget: int, max_rounds: int) -> list[Round]:
+    """The newest whole rounds (oldest first) within `max_rounds` and `budget` tokens.
+
+    `rounds` is in chronological order. The newest round is considered first; the first round
+    that does not fit ends the window, so the result is always a contiguous, most recent stretch.
+    """
+    chosen: list[Round] = []
+    spent = 0
+    for item in reversed(rounds):
+        if len(chosen) >= max_rounds or spent + item.cost > budget:
+            break
+        chosen.append(item)
+        spent += item.cost
+    chosen.reverse()
+    return chosen
+
+
+def prompt_messages(
+    system: Message, window: Iterable[Round], question: Message
+) -> list[dict[str, str]]:
+    """The `messages` list for the chat-completions API."""
+    messages = [system.as_api()]
+    for item in window:
+        messages.append(item.question.as_api())
+        messages.append(item.answer.as_api())
+    messages.append(question.as_api())
+    return messages
+
+
+def prompt_tokens(system: Message, window: Iterable[Round], question: Message) -> int:
+    """The prompt's size by the same arithmetic the window was chosen with."""
+    return system.cost + sum(r.cost for r in window) + question.cost + REPLY_PRIMING_TOKENS

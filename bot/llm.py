@@ -1,0 +1,211 @@
+"""The model: the `ChatModel` protocol, the OpenAI adapter, and the errors it can raise.
+
+`OpenAIChatModel` streams from any OpenAI-compatible server (OpenAI, Azure, Ollama, vLLM,
+LM Studio) through one shared `AsyncOpenAI` client. It yields text deltas, then one `Finished`
+with the finish reason and the usage the server reported (or None when it reports none).
+
+Every failure is one of the `LLMError` subclasses below, which the Discord edge turns into one
+sentence. A stream that ends without a finish reason is `Interrupted`: the SDK raises nothing for
+that. An overall deadline bounds a whole answer, not only each read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import openai
+
+log = logging.getLogger(__name__)
+
+
+class LLMError(Exception):
+    """The model could not give an answer."""
+
+
+class RateLimited(LLMError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QuotaExhausted(LLMError):
+    """The account behind the API key has no credit or quota left."""
+
+
+class ContextTooLong(LLMError):
+    """The server says the prompt does not fit the model's context window."""
+
+
+class ModelTimedOut(LLMError):
+    pass
+
+
+class ModelUnreachable(LLMError):
+    pass
+
+
+class AuthenticationFailed(LLMError):
+    pass
+
+
+class ModelNotFound(LLMError):
+    pass
+
+
+class Refused(LLMError):
+    """The server rejected the request (bad request, content filter)."""
+
+
+class ModelServerError(LLMError):
+    """The server failed (5xx) and kept failing through the SDK's retries."""
+
+
+class Interrupted(LLMError):
+    """The answer stopped before the server said it was finished."""
+
+
+class EmptyAnswer(LLMError):
+    """The server finished without writing anything."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    finish_reason: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+StreamEvent = str | Finished
+
+
+class ChatModel(Protocol):
+    def stream(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        model: str,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+    ) -> AsyncIterator[StreamEvent]:
+        """Yield the answer's text deltas, then exactly one `Finished`; or raise an LLMError."""
+        ...
+
+
+class OpenAIChatModel:
+    """A `ChatModel` over an `AsyncOpenAI` client that the composition root owns and closes."""
+
+    def __init__(self, client: openai.AsyncOpenAI, *, answer_deadline: float) -> None:
+        self._client = client
+        self._deadline = answer_deadline
+
+    async def stream(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        model: str,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+    ) -> AsyncIterator[StreamEvent]:
+        deadline = asyncio.get_running_loop().time() + self._deadline
+        started = False
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self._client.chat.completions.create(
+                    model=model,
+                    messages=list(messages),  # type: ignore[arg-type]
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    top_p=top_p,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+            started = True
+            async with response as chunks:
+                finish_reason: str | None = None
+                usage = None
+                iterator = aiter(chunks)
+                while True:
+                    # The deadline is checked around each read (not across the yield, where the
+                    # consumer's own work runs), so it bounds the time the model is waited on.
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(iterator, None)
+                    if chunk is None:
+                        break
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    for choice in chunk.choices:
+                        if choice.delta is not None and choice.delta.content:
+                            yield choice.delta.content
+                        if choice.finish_reason:
+                            finish_reason = choice.finish_reason
+        except TimeoutError as exc:
+            raise ModelTimedOut(f"no complete answer within {self._deadline:g}s") from exc
+        except openai.APIConnectionError as exc:
+            if started and not isinstance(exc, openai.APITimeoutError):
+                raise Interrupted("the connection dropped mid-answer") from exc
+            raise _translate(exc) from exc
+        except openai.OpenAIError as exc:
+            raise _translate(exc) from exc
+        except ValueError as exc:  # a chunk that is not JSON
+            raise Interrupted("the server sent a malformed chunk") from exc
+        if finish_reason is None:
+            raise Interrupted("the stream ended without a finish reason")
+        yield Finished(
+            finish_reason,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+        )
+
+
+def _translate(exc: openai.OpenAIError) -> LLMError:
+    """Map the SDK's exceptions onto chatlab's taxonomy (order matters: subclasses first)."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelTimedOut("the model server timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelUnreachable("cannot reach the model server")
+    if isinstance(exc, openai.RateLimitError):
+        if _error_code(exc) == "insufficient_quota":
+            return QuotaExhausted("the API account has no quota left")
+        return RateLimited("rate-limited by the model server", _retry_after(exc))
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return AuthenticationFailed("the model server rejected the API key")
+    if isinstance(exc, openai.NotFoundError):
+        return ModelNotFound("the model was not found on the server")
+    if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+        if _is_context_length(exc):
+            return ContextTooLong("the prompt is longer than the model's context window")
+        return Refused("the model server refused the request")
+    if isinstance(exc, openai.APIStatusError):
+        return ModelServerError(f"the model server failed with HTTP {exc.status_code}")
+    # A chunk the SDK could not parse, or another fault mid-stream.
+    return Interrupted(f"the answer was cut short ({type(exc).__name__})")
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    code = getattr(exc, "code", None)
+    if code:
+        return str(code)
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body)
+    return error.get("code") if isinstance(error, dict) else None
+
+
+def _is_context_length(exc: openai.APIStatusError) -> bool:
+    if _error_code(exc) == "context_length_exceeded":
+        return True
+    text = str(exc).lower()
+    return "context length" in text or "context window" in text or "too many tokens" in text
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after") if exc.response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

