@@ -289,9 +289,7 @@ class ConversationStore:
             " WHERE channel_id = ? ORDER BY id",
             (channel_id,),
         )
-        return [
-            StoredMessage(Message(r[0], r[1], r[2], r[3], r[4]), created_at=r[5]) for r in rows
-        ]
+        return [StoredMessage(Message(r[0], r[1], r[2], r[3], r[4]), created_at=r[5]) for r in rows]
 
     async def usage(self, channel_id: int) -> Usage:
         row = await self._fetchone(
@@ -305,7 +303,9 @@ class ConversationStore:
 
     # -- channel settings -----------------------------------------------------------------
 
-    async def system_prompt(self, channel_id: int, parent_id: int | None = None) -> SystemPrompt | None:
+    async def system_prompt(
+        self, channel_id: int, parent_id: int | None = None
+    ) -> SystemPrompt | None:
         """The channel's own prompt, else its parent's (a thread inherits), else None."""
         row = await self._fetchone(
             "SELECT system_prompt, prompt_set_by_id, prompt_set_by_name, prompt_set_at,"

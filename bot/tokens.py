@@ -104,7 +104,7 @@ def counter_for(model: str, tokenizer: str | None = None) -> TokenCounter:
 
 
 def _seed_tiktoken_cache(encoding: str) -> None:
-    """Put the bundled vocabulary where tiktoken's cache will find it, if it is not there."""
+    """Put the bundled vocabulary where tiktoken finds its cache, unless a good copy is there."""
     if encoding not in _BLOBS:
         return
     url, expected_sha256, bundled = _BLOBS[encoding]
@@ -112,7 +112,7 @@ def _seed_tiktoken_cache(encoding: str) -> None:
     if cache_dir is None:
         return
     path = cache_dir / hashlib.sha1(url.encode()).hexdigest()  # noqa: S324 - tiktoken's cache key
-    if path.exists():
+    if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == expected_sha256:
         return
     data = _tiktoken_file_from_quicktok(bundled)
     if hashlib.sha256(data).hexdigest() != expected_sha256:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -84,12 +85,20 @@ class FakeOpenAI:
         self._port = port
         self._runner: web.AppRunner | None = None
         self._hang = asyncio.Event()  # never set: what a stall waits on
+        self.gate = asyncio.Event()  # responses wait for it; clear it to hold them
+        self.gate.set()
+        self.arrived = asyncio.Condition()
         self.port = 0
 
     def then(self, *replies: Reply) -> FakeOpenAI:
         """Queue replies for the next requests, in order."""
         self.script.extend(replies)
         return self
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Wait until `count` requests have arrived in all."""
+        async with self.arrived:
+            await self.arrived.wait_for(lambda: len(self.requests) >= count)
 
     @property
     def base_url(self) -> str:
@@ -99,7 +108,11 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
         self._runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=0.1, handler_cancellation=True
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=0.1,
+            handler_cancellation=True,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
@@ -114,7 +127,10 @@ class FakeOpenAI:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        async with self.arrived:
+            self.arrived.notify_all()
         reply = self.script.popleft() if self.script else self.default
+        await self.gate.wait()
         if reply.latency:
             await asyncio.sleep(reply.latency)
         if reply.status != 200:
@@ -147,9 +163,7 @@ class FakeOpenAI:
             }
             return f"data: {json.dumps(payload)}\n\n".encode()
 
-        await response.write(
-            event([{"index": 0, "delta": {"role": "assistant", "content": ""}}])
-        )
+        await response.write(event([{"index": 0, "delta": {"role": "assistant", "content": ""}}]))
         for number, piece in enumerate(chunks):
             if number == reply.stall_after:
                 await self._hang.wait()
@@ -170,7 +184,9 @@ class FakeOpenAI:
             request.transport.close()
             return response
         if reply.finish_reason is not None:
-            await response.write(event([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}]))
+            await response.write(
+                event([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}])
+            )
         include_usage = (body.get("stream_options") or {}).get("include_usage")
         if reply.usage and include_usage:
             completion = max(1, len(text) // 4)
@@ -203,10 +219,8 @@ def main() -> None:
     parser.add_argument("--text", default="Hello from the stand-in.")
     parser.add_argument("--echo", action="store_true")
     args = parser.parse_args()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -1,0 +1,319 @@
+"""ChatService: the product without Discord, over a real store and the loopback model."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import aclosing
+
+import pytest
+
+from bot.chat import (
+    Answer,
+    ChatService,
+    Delta,
+    EmptyQuestion,
+    InvalidModel,
+    PromptTooLong,
+    Question,
+    QuestionTooLong,
+    Queued,
+    ShuttingDown,
+)
+from bot.llm import ContextTooLong, EmptyAnswer, Interrupted, RateLimited, Refused
+from bot.store import ConversationStore
+from bot.tokens import counter_for
+from tests.conftest import make_config
+from tests.fake_openai import Reply, context_too_long, rate_limited
+
+
+def ask_of(channel: int = 1, text: str = "hello", *, user: int = 7, name: str = "Ann", parent=None):
+    return Question(channel, user, name, text, parent_id=parent)
+
+
+async def run(service: ChatService, question: Question) -> list[object]:
+    async with aclosing(service.ask(question)) as events:
+        return [event async for event in events]
+
+
+async def answer(service: ChatService, question: Question) -> Answer:
+    events = await run(service, question)
+    assert isinstance(events[-1], Answer)
+    return events[-1]
+
+
+async def test_ask_streams_deltas_then_stores_and_reports_the_answer(service, llm_server):
+    llm_server.then(Reply(text="Paris is the capital.", chunk_size=6, prompt_tokens=30))
+
+    events = await run(service, ask_of(text="Capital of France?"))
+
+    deltas = [e.text for e in events if isinstance(e, Delta)]
+    final = events[-1]
+    assert deltas == ["Paris ", "is the", " capit", "al."]
+    assert isinstance(final, Answer) and final.text == "Paris is the capital."
+    assert (final.prompt_tokens, final.finish_reason, final.model) == (30, "stop", "gpt-4o-mini")
+    (stored,) = await service.history(1, 10)
+    assert stored.question.content == "Capital of France?"
+    assert (stored.question.author_id, stored.question.author_name) == (7, "Ann")
+    assert stored.answer.content == "Paris is the capital."
+
+
+async def test_token_counts_are_stored_once_for_what_the_model_sees(service, llm_server):
+    llm_server.then(Reply(text="An answer."))
+
+    await answer(service, ask_of(text="A question?"))
+
+    (stored,) = await service.history(1, 1)
+    counter = counter_for("gpt-4o-mini")
+    assert stored.question.tokens == counter.count("[Ann]: A question?")
+    assert stored.answer.tokens == counter.count("An answer.")
+
+
+async def test_the_prompt_has_system_history_and_speakers(service, llm_server):
+    llm_server.then(Reply(text="Hi Ann."), Reply(text="Hi Bob."))
+    await service.set_system_prompt(1, "Talk like a pirate.", by_id=1, by_name="mod")
+
+    await answer(service, ask_of(text="hello", user=1, name="Ann"))
+    await answer(service, ask_of(text="me too", user=2, name="Bob"))
+
+    messages = llm_server.requests[1]["messages"]
+    assert messages[0]["role"] == "system"
+    assert messages[0]["content"].startswith("Talk like a pirate.")
+    assert messages[1:] == [
+        {"role": "user", "content": "[Ann]: hello"},
+        {"role": "assistant", "content": "Hi Ann."},
+        {"role": "user", "content": "[Bob]: me too"},
+    ]
+
+
+async def test_history_is_capped_by_rounds(store, chat_model, llm_server):
+    service = ChatService(store, chat_model, make_config(max_rounds=2))
+    for n in range(4):
+        await answer(service, ask_of(text=f"q{n}"))
+
+    sent = llm_server.requests[-1]["messages"]
+
+    assert [m["content"] for m in sent if m["role"] == "user"] == [
+        "[Ann]: q1",
+        "[Ann]: q2",
+        "[Ann]: q3",
+    ]
+
+
+async def test_history_is_capped_by_the_token_budget(store, chat_model, llm_server):
+    # Each round costs about 1,000 tokens; 3,000 - 200 for the reply - ~500 for the question
+    # leaves room for two rounds of history, not three.
+    service = ChatService(
+        store, chat_model, make_config(context_window=3000, max_tokens=200, max_rounds=50)
+    )
+    llm_server.default = Reply(text="word " * 500)
+    for n in range(5):
+        await answer(service, ask_of(text=f"q{n} " + "word " * 490))
+
+    sent = llm_server.requests[-1]["messages"]
+    users = [m["content"][:9] for m in sent if m["role"] == "user"]
+    assert users == ["[Ann]: q2", "[Ann]: q3", "[Ann]: q4"]
+    counter = counter_for("gpt-4o-mini")
+    prompt_size = sum(counter.count(m["content"]) + 3 for m in sent) + 3
+    assert prompt_size <= 3000 - 200
+
+
+async def test_a_question_too_long_for_the_model_is_refused_before_any_call(
+    store, chat_model, llm_server
+):
+    service = ChatService(store, chat_model, make_config(context_window=1000, max_tokens=200))
+
+    with pytest.raises(QuestionTooLong):
+        await run(service, ask_of(text="word " * 2000))
+
+    assert llm_server.requests == []
+
+
+async def test_empty_question_is_refused_before_any_call(service, llm_server):
+    with pytest.raises(EmptyQuestion):
+        await run(service, ask_of(text=" \n\t "))
+
+    assert llm_server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (rate_limited(), RateLimited),
+        (Reply(text="half an answ", chunk_size=3, cut_after=2), Interrupted),
+        (Reply(text="", finish_reason="stop"), EmptyAnswer),
+        (Reply(text="nope", finish_reason="content_filter"), Refused),
+    ],
+)
+async def test_a_failed_answer_writes_nothing(service, llm_server, reply, error):
+    llm_server.then(Reply(text="first answer"))
+    await answer(service, ask_of(text="first"))
+    llm_server.then(reply)
+
+    with pytest.raises(error):
+        await run(service, ask_of(text="second"))
+
+    rounds = await service.history(1, 10)
+    assert [r.question.content for r in rounds] == ["first"]
+    assert (await service.usage(1)).answers == 1
+    llm_server.then(Reply(text="third answer"))
+    assert (await answer(service, ask_of(text="third"))).text == "third answer"
+
+
+async def test_a_truncated_answer_is_kept_and_flagged(service, llm_server):
+    llm_server.then(Reply(text="This answer stops mid", finish_reason="length"))
+
+    final = await answer(service, ask_of())
+
+    assert final.truncated
+    assert len(await service.history(1, 10)) == 1
+
+
+async def test_context_too_long_drops_the_oldest_round_and_retries(service, llm_server):
+    for n in range(3):
+        await answer(service, ask_of(text=f"q{n}"))
+    llm_server.then(context_too_long(), Reply(text="ok now"))
+
+    final = await answer(service, ask_of(text="q3"))
+
+    retried = llm_server.requests[-1]["messages"]
+    assert [m["content"] for m in retried if m["role"] == "user"] == [
+        "[Ann]: q1",
+        "[Ann]: q2",
+        "[Ann]: q3",
+    ]
+    assert (final.text, final.rounds_dropped, final.rounds_used) == ("ok now", 1, 2)
+
+
+async def test_context_too_long_gives_up_after_bounded_retries(service, llm_server):
+    for n in range(5):
+        await answer(service, ask_of(text=f"q{n}"))
+    before = len(llm_server.requests)
+    llm_server.then(*[context_too_long() for _ in range(10)])
+
+    with pytest.raises(ContextTooLong):
+        await run(service, ask_of(text="q5"))
+
+    assert len(llm_server.requests) - before == 4  # the first try and three retries
+    assert len(await service.history(1, 10)) == 5
+
+
+async def test_questions_in_one_channel_are_answered_in_order(service, llm_server):
+    llm_server.default = Reply(echo=True)
+    llm_server.gate.clear()
+    first = asyncio.create_task(run(service, ask_of(text="one")))
+    await llm_server.wait_for_requests(1)
+    second = asyncio.create_task(run(service, ask_of(text="two", user=8, name="Bob")))
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+    assert len(llm_server.requests) == 1  # the second waits for the first turn to finish
+    assert service.waiting(1) == 2
+    llm_server.gate.set()
+    first_events, second_events = await asyncio.gather(first, second)
+
+    assert second_events[0] == Queued(ahead=1)
+    assert first_events[-1].text == "echo: [Ann]: one"
+    # The second question saw the first turn complete in its history.
+    assert llm_server.requests[1]["messages"][1:3] == [
+        {"role": "user", "content": "[Ann]: one"},
+        {"role": "assistant", "content": "echo: [Ann]: one"},
+    ]
+    assert [r.question.content for r in await service.history(1, 10)] == ["one", "two"]
+
+
+async def test_different_channels_are_answered_in_parallel(service, llm_server):
+    llm_server.default = Reply(echo=True)
+    llm_server.gate.clear()
+    tasks = [asyncio.create_task(run(service, ask_of(channel=c, text=f"c{c}"))) for c in (1, 2, 3)]
+
+    await asyncio.wait_for(llm_server.wait_for_requests(3), timeout=5)  # all three in flight
+    llm_server.gate.set()
+    results = await asyncio.gather(*tasks)
+
+    assert [r[-1].text for r in results] == [
+        "echo: [Ann]: c1",
+        "echo: [Ann]: c2",
+        "echo: [Ann]: c3",
+    ]
+
+
+async def test_locks_of_idle_channels_do_not_accumulate(service, llm_server):
+    llm_server.then(rate_limited())
+    with pytest.raises(RateLimited):
+        await run(service, ask_of(channel=99))
+    for channel in range(20):
+        await answer(service, ask_of(channel=channel))
+
+    assert service.busy_channels == 0
+
+
+async def test_an_abandoned_stream_releases_the_channel(service, llm_server):
+    llm_server.then(Reply(text="a long answer " * 10, chunk_size=4))
+    async with aclosing(service.ask(ask_of())) as events:
+        async for event in events:
+            if isinstance(event, Delta):
+                break
+
+    assert service.busy_channels == 0
+    assert await service.history(1, 10) == []
+    assert (await answer(service, ask_of(text="again"))).text
+
+
+async def test_reset_forgets_only_this_channel(service, llm_server):
+    await answer(service, ask_of(channel=1))
+    await answer(service, ask_of(channel=1))
+    await answer(service, ask_of(channel=2))
+
+    assert await service.reset(1) == 2
+    assert await service.history(1, 10) == []
+    assert len(await service.history(2, 10)) == 1
+
+
+async def test_threads_inherit_the_parent_prompt_and_model(service, llm_server):
+    await service.set_system_prompt(100, "Parent rules.", by_id=1, by_name="mod")
+    await service.set_channel_model(100, "gpt-4.1")
+
+    prompt = await service.system_prompt(200, parent_id=100)
+    await answer(service, ask_of(channel=200, parent=100))
+
+    assert (prompt.text, prompt.source) == ("Parent rules.", "parent")
+    sent = llm_server.requests[-1]
+    assert sent["model"] == "gpt-4.1"
+    assert sent["messages"][0]["content"].startswith("Parent rules.")
+    assert (await service.system_prompt(300)).source == "default"
+
+
+async def test_prompt_limits_and_model_choices_are_enforced(service):
+    with pytest.raises(PromptTooLong):
+        await service.set_system_prompt(1, "x" * 5000, by_id=1, by_name="mod")
+    with pytest.raises(EmptyQuestion):
+        await service.set_system_prompt(1, "   ", by_id=1, by_name="mod")
+    with pytest.raises(InvalidModel):
+        await service.set_channel_model(1, "gpt-99")
+    assert await service.set_channel_model(1, None) == "gpt-4o-mini"
+
+
+async def test_shutdown_lets_answers_in_flight_finish_and_refuses_new_ones(service, llm_server):
+    llm_server.gate.clear()
+    in_flight = asyncio.create_task(run(service, ask_of()))
+    await llm_server.wait_for_requests(1)
+
+    stopping = asyncio.create_task(service.shutdown(grace=5))
+    await asyncio.sleep(0)
+    with pytest.raises(ShuttingDown):
+        await run(service, ask_of(channel=2))
+    llm_server.gate.set()
+
+    assert isinstance((await in_flight)[-1], Answer)
+    assert await stopping is True
+
+
+async def test_conversation_survives_a_restart(db_path, chat_model, llm_server):
+    async with ConversationStore.open(db_path) as store:
+        await answer(ChatService(store, chat_model, make_config()), ask_of(text="remember 42"))
+
+    async with ConversationStore.open(db_path) as store:
+        await answer(ChatService(store, chat_model, make_config()), ask_of(text="what number?"))
+
+    users = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "user"]
+    assert users == ["[Ann]: remember 42", "[Ann]: what number?"]

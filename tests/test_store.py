@@ -1,0 +1,179 @@
+"""The SQLite store, on a real file, reopened to prove persistence."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+
+import pytest
+
+from bot.conversation import Message
+from bot.store import SCHEMA_VERSION, ConversationStore, StoreError, TurnRecord
+
+
+def turn(channel: int, n: int, *, user: int = 1, usage: tuple[int, int] | None = (10, 5)):
+    return TurnRecord(
+        channel_id=channel,
+        model="gpt-4o-mini",
+        question=Message("user", f"question {n}", 7, author_id=user, author_name=f"user{user}"),
+        answer=Message("assistant", f"answer {n}", 3),
+        prompt_tokens=usage[0] if usage else None,
+        completion_tokens=usage[1] if usage else None,
+    )
+
+
+async def test_turns_survive_a_restart(db_path):
+    async with ConversationStore.open(db_path) as store:
+        await store.add_turn(turn(1, 1))
+        await store.add_turn(turn(1, 2, user=2))
+
+    async with ConversationStore.open(db_path) as reopened:
+        rounds = await reopened.history(1, 10)
+
+    assert [(r.question.content, r.answer.content) for r in rounds] == [
+        ("question 1", "answer 1"),
+        ("question 2", "answer 2"),
+    ]
+    assert rounds[1].question == Message("user", "question 2", 7, 2, "user2")
+
+
+async def test_schema_is_versioned_in_wal_mode_with_foreign_keys(db_path, store):
+    with sqlite3.connect(db_path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    async with store._db.execute("PRAGMA foreign_keys") as cursor:
+        assert (await cursor.fetchone())[0] == 1
+
+
+async def test_database_file_is_readable_by_its_owner_only(db_path, store):
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+
+
+async def test_a_newer_schema_is_refused(db_path):
+    with sqlite3.connect(db_path) as raw:
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    with pytest.raises(StoreError, match="newer chatlab"):
+        async with ConversationStore.open(db_path):
+            pass
+
+
+async def test_a_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="cannot open the database"):
+        async with ConversationStore.open(tmp_path / "no" / "such" / "dir" / "x.db"):
+            pass
+
+
+async def test_history_returns_the_newest_rounds_oldest_first(store):
+    for n in range(10):
+        await store.add_turn(turn(1, n))
+
+    rounds = await store.history(1, 3)
+
+    assert [r.question.content for r in rounds] == ["question 7", "question 8", "question 9"]
+
+
+async def test_reading_the_window_uses_the_channel_index(store):
+    async with store._db.execute(
+        "EXPLAIN QUERY PLAN SELECT turn_id, role, content, tokens, author_id, author_name"
+        " FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT ?",
+        (1, 10),
+    ) as cursor:
+        plan = " ".join(row[-1] for row in await cursor.fetchall())
+
+    assert "USING INDEX messages_by_channel" in plan or "USING COVERING INDEX" in plan
+    assert "TEMP B-TREE" not in plan  # no sort of the whole channel
+
+
+async def test_a_failed_turn_leaves_nothing_behind(store):
+    bad = TurnRecord(
+        channel_id=1,
+        model="m",
+        question=Message("user", "q", 1, 1, "a"),
+        answer=Message("bogus-role", "a", 1),  # type: ignore[arg-type]  # fails the CHECK
+        prompt_tokens=1,
+        completion_tokens=1,
+    )
+
+    with pytest.raises(StoreError):
+        await store.add_turn(bad)
+
+    assert await store.history(1, 10) == []
+    assert (await store.usage(1)).answers == 0
+
+
+async def test_reset_forgets_only_this_channel_and_keeps_prompt_and_usage(store):
+    await store.set_system_prompt(1, "be brief", by_id=9, by_name="mod")
+    for n in range(3):
+        await store.add_turn(turn(1, n))
+    await store.add_turn(turn(2, 0))
+
+    forgotten = await store.reset(1)
+
+    assert forgotten == 3
+    assert await store.history(1, 10) == []
+    assert len(await store.history(2, 10)) == 1
+    assert (await store.system_prompt(1)).text == "be brief"
+    assert (await store.usage(1)).answers == 3
+
+
+async def test_a_thread_inherits_its_parents_prompt_until_it_has_its_own(store):
+    await store.set_system_prompt(100, "parent prompt", by_id=1, by_name="mod")
+
+    inherited = await store.system_prompt(200, parent_id=100)
+    await store.set_system_prompt(200, "thread prompt", by_id=2, by_name="mod2")
+    own = await store.system_prompt(200, parent_id=100)
+
+    assert (inherited.text, inherited.inherited) == ("parent prompt", True)
+    assert (own.text, own.inherited, own.set_by_name) == ("thread prompt", False, "mod2")
+    assert await store.system_prompt(300) is None
+
+
+async def test_prompt_changes_are_recorded_with_who_and_when(store):
+    await store.set_system_prompt(1, "first", by_id=5, by_name="ann")
+    await store.set_system_prompt(1, None, by_id=6, by_name="bob")
+
+    changes = await store.prompt_changes(1)
+
+    assert [(c.prompt, c.set_by_name) for c in changes] == [(None, "bob"), ("first", "ann")]
+    assert changes[0].set_at >= changes[1].set_at > 0
+    assert await store.system_prompt(1) is None
+
+
+async def test_usage_sums_reported_tokens_and_counts_unreported(store):
+    await store.add_turn(turn(1, 1, usage=(100, 20)))
+    await store.add_turn(turn(1, 2, usage=(150, 30)))
+    await store.add_turn(turn(1, 3, usage=None))
+
+    usage = await store.usage(1)
+
+    assert (usage.answers, usage.prompt_tokens, usage.completion_tokens) == (3, 250, 50)
+    assert usage.unreported == 1 and usage.total_tokens == 300
+
+
+async def test_sql_looking_text_is_stored_verbatim(store):
+    nasty = "'); DROP TABLE messages; -- \x00 <|endoftext|> 🦊 \u202e"
+    record = turn(1, 1)
+    record = TurnRecord(1, "m", Message("user", nasty, 1, 1, "x'); --"), record.answer, 1, 1)
+
+    await store.add_turn(record)
+
+    (exported_q, _) = await store.export(1)
+    assert exported_q.message.content == nasty
+    assert exported_q.message.author_name == "x'); --"
+
+
+async def test_channel_model_inherits_and_can_be_cleared(store):
+    await store.set_channel_model(100, "gpt-4.1")
+
+    assert await store.channel_model(200, parent_id=100) == "gpt-4.1"
+    await store.set_channel_model(100, None)
+    assert await store.channel_model(200, parent_id=100) is None
+
+
+async def test_meta_values_round_trip(store):
+    await store.set_meta("tree", "abc")
+    await store.set_meta("tree", "def")
+
+    assert await store.get_meta("tree") == "def"
+    assert await store.get_meta("missing") is None
