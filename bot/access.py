@@ -1,0 +1,85 @@
+"""Who may ask where, and how often — the same rules for slash commands and mentions.
+
+The original app had a password; on Discord the gate is the server's own structure: optional
+lists of channels and roles, whether DMs are answered, and a per-member cooldown. Everything here
+takes plain ids, so the edge passes what Discord told it and renders the refusal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from bot.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    sentence: str
+    quiet: bool = False  # True: better not to answer at all (a channel the bot is not used in)
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    user_id: int
+    role_ids: Collection[int]
+    channel_id: int
+    parent_id: int | None  # a thread's parent channel
+    in_dm: bool
+
+
+@dataclass
+class AccessPolicy:
+    allow_dms: bool = True
+    channel_ids: frozenset[int] = frozenset()
+    role_ids: frozenset[int] = frozenset()
+    cooldown: float = 0.0
+    clock: Callable[[], float] = field(default=lambda: time.monotonic())
+    _last_asked: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AccessPolicy:
+        return cls(
+            allow_dms=settings.allow_dms,
+            channel_ids=settings.allowed_channel_ids,
+            role_ids=settings.allowed_role_ids,
+            cooldown=settings.user_cooldown_seconds,
+        )
+
+    def may_use(self, asker: Asker) -> Refusal | None:
+        """Whether the asker may talk to the bot here at all (no cooldown is spent)."""
+        if asker.in_dm:
+            if not self.allow_dms:
+                return Refusal("I don't answer in DMs on this deployment; ask me in a server.")
+            return None
+        if self.channel_ids and not (
+            asker.channel_id in self.channel_ids or asker.parent_id in self.channel_ids
+        ):
+            return Refusal("I'm not enabled in this channel.", quiet=True)
+        if self.role_ids and not self.role_ids.intersection(asker.role_ids):
+            return Refusal("You need one of the roles this server set for using me.")
+        return None
+
+    def admit(self, asker: Asker) -> Refusal | None:
+        """`may_use`, then the cooldown, which is spent only when the question is admitted."""
+        refusal = self.may_use(asker)
+        if refusal is not None:
+            return refusal
+        if self.cooldown <= 0:
+            return None
+        now = self.clock()
+        last = self._last_asked.get(asker.user_id)
+        if last is not None and now - last < self.cooldown:
+            wait = self.cooldown - (now - last)
+            return Refusal(f"You're asking too fast; try again in {max(1, round(wait))} s.")
+        self._last_asked[asker.user_id] = now
+        self._forget_expired(now)
+        return None
+
+    def _forget_expired(self, now: float) -> None:
+        # Keeps the table as small as the set of members who asked within one cooldown.
+        if len(self._last_asked) > 1024:
+            expired = [u for u, t in self._last_asked.items() if now - t >= self.cooldown]
+            for user_id in expired:
+                del self._last_asked[user_id]

@@ -1,0 +1,228 @@
+"""How an answer reaches the member: streamed, paced, split, and every failure as one sentence.
+
+`StreamedReply` knows nothing of Discord: it writes through a `ReplySink` (send a new message,
+edit one) that the edge provides. The first words go out as soon as they arrive; after that each
+reply is re-rendered at most once per `interval` seconds (a timer per reply, not a global one),
+so each of its messages is edited at most that often. Past the message limit the answer
+continues in a new message, split by `split_message` (code fences closed and reopened). While
+the answer grows the last message carries an in-progress marker; the final render removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Generic, Protocol, TypeVar
+
+from bot.chat import (
+    Answer,
+    ChatError,
+    EmptyQuestion,
+    InvalidModel,
+    PromptTooLong,
+    QuestionTooLong,
+    ShuttingDown,
+)
+from bot.llm import (
+    AuthenticationFailed,
+    ContextTooLong,
+    EmptyAnswer,
+    Interrupted,
+    LLMError,
+    ModelNotFound,
+    ModelServerError,
+    ModelTimedOut,
+    ModelUnreachable,
+    QuotaExhausted,
+    RateLimited,
+    Refused,
+)
+from bot.store import StorageFull, StoreError
+from bot.text import DISCORD_LIMIT, split_message
+
+log = logging.getLogger(__name__)
+
+IN_PROGRESS = " ⏳"
+EDIT_INTERVAL = 1.0
+
+
+Handle = TypeVar("Handle")
+
+
+class ReplySink(Protocol[Handle]):
+    async def send(self, text: str) -> Handle:
+        """Post a new message."""
+        ...
+
+    async def edit(self, handle: Handle, text: str) -> Handle:
+        """Change a message; returns its handle (a new one if it had to be re-sent)."""
+        ...
+
+
+class StreamedReply(Generic[Handle]):
+    def __init__(
+        self,
+        sink: ReplySink[Handle],
+        *,
+        header: str = "",
+        interval: float = EDIT_INTERVAL,
+        limit: int = DISCORD_LIMIT,
+    ) -> None:
+        self._sink = sink
+        self._header = header
+        self._interval = interval
+        self._limit = limit
+        self._text = ""
+        self._sent: list[tuple[Handle, str]] = []
+        self._pacer: asyncio.Task[None] | None = None
+        self._dirty = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def messages(self) -> Sequence[Handle]:
+        return [handle for handle, _ in self._sent]
+
+    async def add(self, delta: str) -> None:
+        """Append a piece of the answer; the first piece is sent at once, later ones paced."""
+        self._text += delta
+        if self._pacer is None:
+            await self._render(final=False)
+            self._pacer = asyncio.create_task(self._pace(), name="chatlab-reply-pacer")
+        else:
+            self._dirty.set()
+
+    async def finish(self, text: str, footer: str = "") -> None:
+        """Render the complete answer (authoritative over what was streamed), marker removed."""
+        await self._stop_pacer()
+        self._text = text
+        await self._render(final=True, footer=footer)
+
+    async def fail(self, sentence: str) -> None:
+        """End the reply with an explanation instead of an answer."""
+        await self._stop_pacer()
+        if self._text:
+            await self._render(final=True, footer=f"\n\n⚠️ {sentence}")
+        else:
+            self._text = ""
+            await self._render(final=True, footer=f"⚠️ {sentence}")
+
+    async def notice(self, text: str) -> None:
+        """Show a status line (e.g. waiting in the queue) before any answer has arrived."""
+        if not self._text:
+            async with self._write_lock:
+                await self._write([self._header + text])
+
+    async def _pace(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self._render(final=False)
+
+    async def _stop_pacer(self) -> None:
+        if self._pacer is not None:
+            self._pacer.cancel()
+            try:
+                await self._pacer
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the final render writes everything again, and reports failure
+                log.warning("A streaming update failed; the final render will retry", exc_info=True)
+            self._pacer = None
+
+    async def _render(self, *, final: bool, footer: str = "") -> None:
+        marker = "" if final else IN_PROGRESS
+        chunks = split_message(self._header + self._text + footer, self._limit - len(marker))
+        if marker:
+            chunks[-1] += marker
+        async with self._write_lock:
+            await self._write(chunks)
+
+    async def _write(self, chunks: list[str]) -> None:
+        for index, chunk in enumerate(chunks):
+            if index < len(self._sent):
+                handle, shown = self._sent[index]
+                if chunk != shown:
+                    self._sent[index] = (await self._sink.edit(handle, chunk), chunk)
+            else:
+                self._sent.append((await self._sink.send(chunk), chunk))
+
+
+def queue_notice(ahead: int) -> str:
+    questions = "question" if ahead == 1 else "questions"
+    return f"⏳ Waiting for {ahead} earlier {questions} in this channel to be answered…"
+
+
+def answer_footer(answer: Answer, max_tokens: int) -> str:
+    """Notes under a complete answer, when there is something the member should know."""
+    notes = []
+    if answer.truncated:
+        notes.append(f"The answer hit the reply limit ({max_tokens} tokens); ask me to go on.")
+    if answer.rounds_dropped:
+        rounds = "round" if answer.rounds_dropped == 1 else "rounds"
+        notes.append(
+            f"I left out the {answer.rounds_dropped} oldest {rounds} to fit the model's context."
+        )
+    return "\n" + "".join(f"\n-# {note}" for note in notes) if notes else ""
+
+
+def explain(error: BaseException, *, model: str | None = None) -> str:
+    """One friendly sentence: what happened and what to do."""
+    match error:
+        case RateLimited(retry_after=seconds) if seconds and seconds <= 120:
+            return f"The model is rate-limited; try again in about {round(seconds)} seconds."
+        case RateLimited():
+            return "The model is rate-limited right now; try again in a minute."
+        case QuotaExhausted():
+            return "The model account has run out of quota; the bot's owner needs to check billing."
+        case ContextTooLong():
+            return (
+                "This conversation is too long for the model even after dropping old rounds; "
+                "ask a shorter question or use /reset."
+            )
+        case QuestionTooLong(needed=needed, available=available):
+            return (
+                f"That question is too long for the model ({needed} tokens, {available} "
+                "available); please shorten it."
+            )
+        case ModelTimedOut():
+            return "The model took too long to answer; please try again."
+        case ModelUnreachable():
+            return "I can't reach the model server right now; please try again in a few minutes."
+        case AuthenticationFailed():
+            return "The model server rejected the bot's API key; the bot's owner needs to fix it."
+        case ModelNotFound():
+            name = f" `{model}`" if model else ""
+            return (
+                f"The model{name} isn't available on the server; a moderator can pick another "
+                "with /model."
+            )
+        case Refused():
+            return "The model refused this request; try rephrasing it."
+        case ModelServerError():
+            return "The model server had an error; please try again in a moment."
+        case Interrupted():
+            return "The answer was cut off before it finished and was not saved; please ask again."
+        case EmptyAnswer():
+            return "The model returned an empty answer; please try again or rephrase."
+        case LLMError():
+            return "The model could not answer; please try again."
+        case EmptyQuestion():
+            return "There's no question there — write it after the mention or in /ask."
+        case PromptTooLong(limit=limit):
+            return f"That system prompt is too long; keep it under {limit} characters."
+        case InvalidModel(choices=choices):
+            return f"Unknown model; choose one of: {', '.join(choices)}."
+        case ShuttingDown():
+            return "I'm restarting; please ask again in a minute."
+        case ChatError():
+            return str(error).capitalize() + "."
+        case StorageFull():
+            return (
+                "I couldn't save this conversation because the bot's disk is full; "
+                "nothing was lost, please try again later."
+            )
+        case StoreError():
+            return "I couldn't save this conversation (a database error); please try again later."
+    return "Something went wrong on my side; please try again."

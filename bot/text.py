@@ -1,0 +1,109 @@
+"""Text for Discord: fence-aware splitting, stripping mentions, quoting — pure.
+
+Discord caps a message at 2,000 characters. `split_message` cuts at a paragraph, else a line,
+else a word boundary, and never leaves a code block cut: a chunk that ends inside a fence closes
+it, and the next chunk reopens it with the same language tag. Lengths are measured in UTF-16 code
+units (what Discord's limit counts), so emoji-heavy text stays within the limit too.
+"""
+
+from __future__ import annotations
+
+import re
+
+DISCORD_LIMIT = 2000
+FENCE_CLOSE = "\n```"
+_FENCE = re.compile(r"^ {0,3}(`{3,})([^`]*)$")
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _fit(text: str, room: int) -> int:
+    """The longest prefix of `text` (in code points) that is at most `room` UTF-16 units."""
+    if len(text) <= room and text.isascii():
+        return len(text)
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > room:
+            return index
+    return len(text)
+
+
+def _fence_after(text: str, fence: str | None) -> str | None:
+    """The fence still open at the end of `text`, given the one open at its start."""
+    for line in text.split("\n"):
+        match = _FENCE.match(line)
+        if not match:
+            continue
+        ticks, info = match.groups()
+        if fence is None:
+            fence = ticks + info.strip().split(" ")[0] if info.strip() else ticks
+        elif not info.strip() and len(ticks) >= len(_ticks(fence)):
+            fence = None
+    return fence
+
+
+def _ticks(fence: str) -> str:
+    return fence[: len(fence) - len(fence.lstrip("`"))]
+
+
+def _cut(text: str, room: int) -> int:
+    """Where to cut `text` so the first part is at most `room` units: the best boundary."""
+    hard = _fit(text, room)
+    if hard >= len(text):
+        return len(text)
+    window = text[:hard]
+    for separator in ("\n\n", "\n", " "):
+        at = window.rfind(separator)
+        if at > room // 4:  # a boundary, unless it would leave a tiny chunk
+            return at + len(separator)
+    if hard > 0 and "\udc00" <= text[hard] <= "\udfff":  # never split a surrogate pair
+        hard -= 1
+    return max(hard, 1)
+
+
+def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
+    """Split `text` into chunks of at most `limit` UTF-16 units, fences closed and reopened."""
+    if limit < 64:
+        raise ValueError("limit too small to hold a fence and some text")
+    chunks: list[str] = []
+    fence: str | None = None
+    rest = text
+    while rest:
+        opening = f"{fence}\n" if fence else ""
+        # Room for the text, keeping space to close a fence that may be open at the cut.
+        room = limit - utf16_len(opening) - len(FENCE_CLOSE)
+        cut = len(rest) if utf16_len(rest) <= room else _cut(rest, room)
+        body, rest = rest[:cut], rest[cut:]
+        fence_at_end = _fence_after(body, fence)
+        chunk = (opening + body).rstrip()  # Discord trims message edges anyway
+        if fence_at_end is not None:
+            chunk += FENCE_CLOSE
+        if chunk.strip():
+            chunks.append(chunk)
+        fence = fence_at_end
+        if rest and fence is None:
+            rest = rest.lstrip("\n")
+    return chunks or ([text] if text else [])
+
+
+def strip_mentions(content: str, user_id: int) -> str:
+    """The message without mentions of `user_id` (the bot), trimmed."""
+    return _USER_MENTION.sub(
+        lambda m: "" if int(m.group(1)) == user_id else m.group(0), content
+    ).strip()
+
+
+def quote(text: str, limit: int = 300) -> str:
+    """`text` as a Markdown block quote, shortened to about `limit` characters."""
+    short = text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return "\n".join(f"> {line}" for line in short.split("\n"))
+
+
+def one_line(text: str, limit: int = 80) -> str:
+    """`text` on one line, shortened to `limit` characters (for lists)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"

@@ -1,0 +1,215 @@
+"""Managing a channel's conversation: system prompt, reset, model, history, usage, export, info.
+
+Changing the prompt, resetting and choosing the model default to moderators (Manage Messages)
+through Discord's default permissions, which admins can narrow in Server Settings →
+Integrations; a runtime check refuses anyone without the permission even if the command
+reaches them. In a DM, its one member manages their own conversation.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.chat import ChatError
+from bot.client import NO_PINGS, ChatBot
+from bot.replies import explain
+from bot.text import DISCORD_LIMIT, one_line, quote
+
+MODERATORS = discord.Permissions(manage_messages=True)
+DEFAULT_CHOICE = "default"
+
+
+def moderators_only() -> app_commands.check:  # type: ignore[valid-type]
+    def predicate(interaction: discord.Interaction) -> bool:
+        if interaction.guild is None or interaction.permissions.manage_messages:
+            return True
+        raise app_commands.MissingPermissions(["manage_messages"])
+
+    return app_commands.check(predicate)
+
+
+def _where(interaction: discord.Interaction) -> tuple[int, int | None]:
+    channel = interaction.channel
+    assert channel is not None
+    return channel.id, getattr(channel, "parent_id", None)
+
+
+class ManageCog(commands.Cog):
+    system = app_commands.Group(
+        name="system",
+        description="The channel's system prompt (the model's standing instructions)",
+        default_permissions=MODERATORS,
+    )
+
+    def __init__(self, bot: ChatBot) -> None:
+        self.bot = bot
+        self.service = bot.service
+
+    @system.command(name="set")
+    @app_commands.describe(prompt="Instructions the model follows in this channel")
+    @moderators_only()
+    async def system_set(
+        self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, 4000]
+    ) -> None:
+        """Set this channel's system prompt."""
+        user = interaction.user
+        try:
+            await self.service.set_system_prompt(
+                _where(interaction)[0], prompt, by_id=user.id, by_name=user.display_name
+            )
+        except ChatError as exc:
+            await interaction.response.send_message(explain(exc), ephemeral=True)
+            return
+        await interaction.response.send_message(
+            f"{user.mention} set this channel's system prompt:\n{quote(prompt)}",
+            allowed_mentions=NO_PINGS,
+        )
+
+    @system.command(name="show")
+    @moderators_only()
+    async def system_show(self, interaction: discord.Interaction) -> None:
+        """Show this channel's system prompt, and who changed it lately."""
+        channel_id, parent_id = _where(interaction)
+        prompt = await self.service.system_prompt(channel_id, parent_id)
+        source = {
+            "channel": "set in this channel",
+            "parent": "inherited from the parent channel",
+            "default": "the bot's default",
+        }[prompt.source]
+        lines = [f"**System prompt** ({source}):", quote(prompt.text, 1000), "", "**Changes:**"]
+        for change in await self.service.prompt_changes(channel_id, limit=5):
+            what = f"set to “{one_line(change.prompt, 60)}”" if change.prompt else "cleared"
+            lines.append(f"- <t:{int(change.set_at)}:R> {change.set_by_name} {what}")
+        if lines[-1] == "**Changes:**":
+            lines.append("- none in this channel")
+        await interaction.response.send_message("\n".join(lines)[:DISCORD_LIMIT], ephemeral=True)
+
+    @system.command(name="clear")
+    @moderators_only()
+    async def system_clear(self, interaction: discord.Interaction) -> None:
+        """Clear this channel's system prompt (back to the parent's or the default)."""
+        user = interaction.user
+        await self.service.clear_system_prompt(
+            _where(interaction)[0], by_id=user.id, by_name=user.display_name
+        )
+        await interaction.response.send_message(
+            f"{user.mention} cleared this channel's system prompt.", allowed_mentions=NO_PINGS
+        )
+
+    @app_commands.command(name="reset")
+    @app_commands.default_permissions(manage_messages=True)
+    @moderators_only()
+    async def reset(self, interaction: discord.Interaction) -> None:
+        """Forget this channel's conversation history (the system prompt stays)."""
+        forgotten = await self.service.reset(_where(interaction)[0])
+        rounds = "round" if forgotten == 1 else "rounds"
+        await interaction.response.send_message(
+            f"{interaction.user.mention} reset the conversation: forgot {forgotten} {rounds}. "
+            "The system prompt stays.",
+            allowed_mentions=NO_PINGS,
+        )
+
+    @app_commands.command(name="model")
+    @app_commands.describe(name="One of the configured models, or “default”")
+    @app_commands.default_permissions(manage_messages=True)
+    @moderators_only()
+    async def model(self, interaction: discord.Interaction, name: str) -> None:
+        """Choose the model this channel uses."""
+        try:
+            chosen = await self.service.set_channel_model(
+                _where(interaction)[0], None if name == DEFAULT_CHOICE else name
+            )
+        except ChatError as exc:
+            await interaction.response.send_message(explain(exc), ephemeral=True)
+            return
+        await interaction.response.send_message(f"This channel now uses `{chosen}`.")
+
+    @model.autocomplete("name")
+    async def _model_names(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        names = (DEFAULT_CHOICE, *self.service.config.models)
+        return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n][:25]
+
+    @app_commands.command(name="history")
+    @app_commands.describe(rounds="How many recent rounds to show (1-10)")
+    async def history(
+        self, interaction: discord.Interaction, rounds: app_commands.Range[int, 1, 10] = 5
+    ) -> None:
+        """Show this channel's recent conversation, privately."""
+        shown = await self.service.history(_where(interaction)[0], rounds)
+        if not shown:
+            await interaction.response.send_message("No conversation yet.", ephemeral=True)
+            return
+        blocks = [
+            f"**{one_line(r.question.author_name or 'someone', 32)}:** "
+            f"{one_line(r.question.content, 300)}\n**→** {one_line(r.answer.content, 400)}"
+            for r in shown
+        ]
+        while len("\n\n".join(blocks)) > DISCORD_LIMIT and len(blocks) > 1:
+            blocks.pop(0)  # the oldest go first
+        text = "\n\n".join(blocks)[:DISCORD_LIMIT]
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+
+    @app_commands.command(name="usage")
+    async def usage(self, interaction: discord.Interaction) -> None:
+        """Show the tokens this channel's conversation has used."""
+        usage = await self.service.usage(_where(interaction)[0])
+        text = (
+            f"This channel: {usage.answers} answers, {usage.prompt_tokens:,} prompt + "
+            f"{usage.completion_tokens:,} completion = **{usage.total_tokens:,} tokens**."
+        )
+        if usage.unreported:
+            text += f" ({usage.unreported} answers came from a server that reports no usage.)"
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @app_commands.command(name="export")
+    async def export(self, interaction: discord.Interaction) -> None:
+        """Download this channel's conversation as a Markdown file, privately."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        channel_id = _where(interaction)[0]
+        messages = await self.service.export(channel_id)
+        if not messages:
+            await interaction.followup.send("No conversation to export yet.", ephemeral=True)
+            return
+        lines = [f"# chatlab conversation in channel {channel_id}", ""]
+        for stored in messages:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stored.created_at))
+            who = stored.message.author_name or "someone"
+            speaker = (
+                f"{who} ({stored.message.author_id})"
+                if stored.message.role == "user"
+                else "assistant"
+            )
+            lines += [f"## {speaker} — {when}", "", stored.message.content, ""]
+        data = io.BytesIO("\n".join(lines).encode("utf-8"))
+        await interaction.followup.send(
+            f"{len(messages) // 2} rounds.",
+            file=discord.File(data, filename=f"chatlab-{channel_id}.md"),
+            ephemeral=True,
+        )
+
+    @app_commands.command(name="info")
+    async def info(self, interaction: discord.Interaction) -> None:
+        """Show this channel's model, limits and system prompt."""
+        channel_id, parent_id = _where(interaction)
+        config = self.service.config
+        model = await self.service.channel_model(channel_id, parent_id)
+        prompt = await self.service.system_prompt(channel_id, parent_id)
+        lines = [
+            f"**Model:** `{model}` (context {config.context_window:,} tokens, "
+            f"replies up to {config.max_tokens:,})",
+            f"**History sent with a question:** up to {config.max_rounds} rounds that fit",
+            f"**System prompt** ({prompt.source}):",
+            quote(prompt.text, 800),
+        ]
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+
+async def setup(bot: ChatBot) -> None:
+    await bot.add_cog(ManageCog(bot))
