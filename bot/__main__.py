@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     except discord.PrivilegedIntentsRequired:
         print("chatlab: an intent the bot asked for is not enabled in the portal.", file=sys.stderr)
         return 1
+    except OSError as exc:  # includes aiohttp's connection errors
+        print(f"chatlab: cannot reach Discord ({exc}); check the network.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         pass
     return 0

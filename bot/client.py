@@ -48,6 +48,8 @@ class ChatBot(commands.Bot):
         intents: discord.Intents | None = None,
         sync_on_start: bool = True,
     ) -> None:
+        # chatlab has no voice features: no warnings about voice libraries at every start.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents or discord.Intents.default(),
