@@ -112,3 +112,20 @@ async def test_an_unreachable_model_server_is_explained(world):
     assert world.bot_messages()[-1].content == (
         "⚠️ I can't reach the model server right now; please try again in a few minutes."
     )
+
+
+async def test_an_unexpected_error_is_logged_once_and_answered_politely(
+    world, simcord_bot, monkeypatch, caplog
+):
+    async def broken(channel_id: int):
+        raise RuntimeError("a bug with an internal detail")
+
+    monkeypatch.setattr(simcord_bot.service, "usage", broken)
+
+    result = await world.alice.slash(world.channel, "usage")
+
+    assert result.ephemeral
+    assert result.response.content == "Something went wrong on my side; please try again."
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "/usage" in errors[0].getMessage()
+    assert "internal detail" not in result.response.content

@@ -59,3 +59,21 @@ async def test_a_dev_guild_gets_its_commands_at_every_start(world, store, chat_m
     ]
     assert len(guild_syncs) == 1
     assert len(global_syncs(world.env)) == 1  # only the first start's global sync
+
+
+async def test_the_invite_url_asks_for_both_scopes_and_only_the_needed_permissions(
+    simcord_env, caplog
+):
+    from urllib.parse import parse_qs, urlparse
+
+    import discord
+
+    logged = caplog.get_records("setup")  # the bot connected while the fixture set it up
+    (line,) = [r.getMessage() for r in logged if "Invite URL" in r.getMessage()]
+    query = parse_qs(urlparse(line.split("Invite URL: ")[1]).query)
+
+    assert query["scope"] == ["bot applications.commands"]
+    granted = discord.Permissions(int(query["permissions"][0]))
+    assert not granted.administrator and not granted.mention_everyone
+    assert not granted.manage_messages and not granted.manage_channels
+    assert granted.send_messages and granted.send_messages_in_threads and granted.add_reactions
