@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from bot.access import AccessPolicy
 from bot.chat import ChatService
 from bot.client import TREE_FINGERPRINT_KEY, ChatBot
@@ -61,9 +65,16 @@ async def test_a_dev_guild_gets_its_commands_at_every_start(world, store, chat_m
     assert len(global_syncs(world.env)) == 1  # only the first start's global sync
 
 
+@pytest.fixture
+def info_logs(caplog):
+    caplog.set_level(logging.INFO, logger="bot")
+    return caplog
+
+
 async def test_the_invite_url_asks_for_both_scopes_and_only_the_needed_permissions(
-    simcord_env, caplog
+    info_logs, simcord_env
 ):
+    caplog = info_logs
     from urllib.parse import parse_qs, urlparse
 
     import discord
