@@ -232,9 +232,10 @@ class ChatService:
 
     async def _answer(self, question: Question, text: str) -> AsyncIterator[Delta | Answer]:
         channel, parent = question.channel_id, question.parent_id
-        model = await self.channel_model(channel, parent)
+        settings = await self._store.channel_settings(channel, parent)
+        model = self._model_in_force(settings.model)
         counter = counter_for(model, self._config.tokenizer)
-        prompt = await self.system_prompt(channel, parent)
+        prompt = self._prompt_in_force(settings.prompt)
         system_text = f"{prompt.text}\n\n{SPEAKER_NOTE}" if prompt.text else SPEAKER_NOTE
         system = Message("system", system_text, _count(counter, system_text))
         asked = Message("user", text, 0, question.author_id, question.author_name)
@@ -334,7 +335,10 @@ class ChatService:
     # -- managing a channel ---------------------------------------------------------------
 
     async def system_prompt(self, channel_id: int, parent_id: int | None = None) -> ChannelPrompt:
-        record = await self._store.system_prompt(channel_id, parent_id)
+        settings = await self._store.channel_settings(channel_id, parent_id)
+        return self._prompt_in_force(settings.prompt)
+
+    def _prompt_in_force(self, record: SystemPrompt | None) -> ChannelPrompt:
         if record is None:
             return ChannelPrompt(self._config.system_prompt, "default")
         return ChannelPrompt(record.text, "parent" if record.inherited else "channel", record)
@@ -379,7 +383,10 @@ class ChatService:
         return await self._store.usage(channel_id)
 
     async def channel_model(self, channel_id: int, parent_id: int | None = None) -> str:
-        chosen = await self._store.channel_model(channel_id, parent_id)
+        settings = await self._store.channel_settings(channel_id, parent_id)
+        return self._model_in_force(settings.model)
+
+    def _model_in_force(self, chosen: str | None) -> str:
         # A model since removed from MODELS falls back to the default.
         return chosen if chosen in self._config.models else self._config.model
 

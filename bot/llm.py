@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import openai
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ class AuthenticationFailed(LLMError):
 
 
 class ModelNotFound(LLMError):
-    pass
+    def __init__(self, message: str, model: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model
 
 
 class Refused(LLMError):
@@ -116,14 +119,25 @@ class OpenAIChatModel:
         started = False
         try:
             async with asyncio.timeout_at(deadline):
-                response = await self._client.chat.completions.create(
-                    model=model,
-                    messages=list(messages),  # type: ignore[arg-type]
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    top_p=top_p,
+                # The SDK's documented way to send a body as it is. `chat.completions.create`
+                # would first walk every message through its TypedDict transforms, a no-op for
+                # plain text messages that costs more CPU than all of chatlab's own work on a
+                # turn (benchmarks/README.md). Transport, retries, SSE parsing, typed chunks and
+                # errors are the SDK's own either way.
+                response = await self._client.post(
+                    "/chat/completions",
+                    body={
+                        "model": model,
+                        "messages": list(messages),
+                        "max_tokens": max_tokens,
+                        "temperature": temperature,
+                        "top_p": top_p,
+                        "stream": True,
+                        "stream_options": {"include_usage": True},
+                    },
+                    cast_to=ChatCompletion,
                     stream=True,
-                    stream_options={"include_usage": True},
+                    stream_cls=openai.AsyncStream[ChatCompletionChunk],
                 )
             started = True
             async with response as chunks:
@@ -149,9 +163,9 @@ class OpenAIChatModel:
         except openai.APIConnectionError as exc:
             if started and not isinstance(exc, openai.APITimeoutError):
                 raise Interrupted("the connection dropped mid-answer") from exc
-            raise _translate(exc) from exc
+            raise _translate(exc, model) from exc
         except openai.OpenAIError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, model) from exc
         except ValueError as exc:  # a chunk that is not JSON
             raise Interrupted("the server sent a malformed chunk") from exc
         if finish_reason is None:
@@ -163,7 +177,7 @@ class OpenAIChatModel:
         )
 
 
-def _translate(exc: openai.OpenAIError) -> LLMError:
+def _translate(exc: openai.OpenAIError, model: str) -> LLMError:
     """Map the SDK's exceptions onto chatlab's taxonomy (order matters: subclasses first)."""
     if isinstance(exc, openai.APITimeoutError):
         return ModelTimedOut("the model server timed out")
@@ -176,7 +190,7 @@ def _translate(exc: openai.OpenAIError) -> LLMError:
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return AuthenticationFailed("the model server rejected the API key")
     if isinstance(exc, openai.NotFoundError):
-        return ModelNotFound("the model was not found on the server")
+        return ModelNotFound(f"the model {model!r} was not found on the server", model)
     if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
         if _is_context_length(exc):
             return ContextTooLong("the prompt is longer than the model's context window")

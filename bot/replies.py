@@ -167,7 +167,7 @@ def answer_footer(answer: Answer, max_tokens: int) -> str:
     return "\n" + "".join(f"\n-# {note}" for note in notes) if notes else ""
 
 
-def explain(error: BaseException, *, model: str | None = None) -> str:
+def explain(error: BaseException) -> str:
     """One friendly sentence: what happened and what to do."""
     match error:
         case RateLimited(retry_after=seconds) if seconds and seconds <= 120:
@@ -192,7 +192,7 @@ def explain(error: BaseException, *, model: str | None = None) -> str:
             return "I can't reach the model server right now; please try again in a few minutes."
         case AuthenticationFailed():
             return "The model server rejected the bot's API key; the bot's owner needs to fix it."
-        case ModelNotFound():
+        case ModelNotFound(model=model):
             name = f" `{model}`" if model else ""
             return (
                 f"The model{name} isn't available on the server; a moderator can pick another "

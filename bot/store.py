@@ -68,7 +68,6 @@ MIGRATIONS: tuple[str, ...] = (
         created_at  REAL NOT NULL
     );
     CREATE INDEX messages_by_channel ON messages (channel_id, id);
-    CREATE INDEX messages_by_turn ON messages (turn_id);
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -93,6 +92,12 @@ class SystemPrompt:
     set_by_name: str | None
     set_at: float | None
     inherited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    prompt: SystemPrompt | None
+    model: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +170,8 @@ class ConversationStore:
             await self._db.execute("PRAGMA synchronous = NORMAL")
             await self._db.execute("PRAGMA foreign_keys = ON")
             await self._db.execute("PRAGMA busy_timeout = 5000")
+            # Room for the hot index pages of a large database (the default is 2 MB).
+            await self._db.execute("PRAGMA cache_size = -32000")
             async with self._db.execute("PRAGMA user_version") as cursor:
                 (version,) = await cursor.fetchone()  # type: ignore[misc]
             if version > SCHEMA_VERSION:
@@ -204,8 +211,7 @@ class ConversationStore:
 
     async def _fetchall(self, sql: str, params: tuple[object, ...]) -> list[sqlite3.Row]:
         async def work() -> list[sqlite3.Row]:
-            async with self._db.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+            return list(await self._db.execute_fetchall(sql, params))  # one trip to the thread
 
         return await self._run(work)
 
@@ -231,7 +237,7 @@ class ConversationStore:
 
         async def work() -> int:
             now = time.time()
-            cursor = await self._db.execute(
+            row = await self._db.execute_insert(
                 "INSERT INTO turns (channel_id, user_id, model, prompt_tokens,"
                 " completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -243,7 +249,8 @@ class ConversationStore:
                     now,
                 ),
             )
-            turn_id = cursor.lastrowid
+            assert row is not None
+            turn_id: int = row[0]
             await self._db.executemany(
                 "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name,"
                 " content, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -261,7 +268,6 @@ class ConversationStore:
                     for m in (turn.question, turn.answer)
                 ],
             )
-            assert turn_id is not None
             return turn_id
 
         return await self._transaction(work)
@@ -303,19 +309,26 @@ class ConversationStore:
 
     # -- channel settings -----------------------------------------------------------------
 
-    async def system_prompt(
+    async def channel_settings(
         self, channel_id: int, parent_id: int | None = None
-    ) -> SystemPrompt | None:
-        """The channel's own prompt, else its parent's (a thread inherits), else None."""
-        row = await self._fetchone(
-            "SELECT system_prompt, prompt_set_by_id, prompt_set_by_name, prompt_set_at,"
-            " channel_id = ? FROM channels WHERE channel_id IN (?, ?)"
-            " AND system_prompt IS NOT NULL ORDER BY channel_id = ? DESC LIMIT 1",
-            (channel_id, channel_id, parent_id, channel_id),
+    ) -> ChannelSettings:
+        """The channel's prompt and model; a thread inherits each from its parent until set."""
+        rows = await self._fetchall(
+            "SELECT channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name,"
+            " prompt_set_at, model FROM channels WHERE channel_id IN (?, ?)",
+            (channel_id, parent_id),
         )
-        if row is None:
-            return None
-        return SystemPrompt(row[0], row[1], row[2], row[3], inherited=not row[4])
+        own = next((r for r in rows if r[0] == channel_id), None)
+        parent = next((r for r in rows if r[0] != channel_id), None)
+        prompt: SystemPrompt | None = None
+        model: str | None = None
+        for row, inherited in ((own, False), (parent, True)):
+            if row is None:
+                continue
+            if prompt is None and row[1] is not None:
+                prompt = SystemPrompt(row[1], row[2], row[3], row[4], inherited=inherited)
+            model = model or row[5]
+        return ChannelSettings(prompt, model)
 
     async def set_system_prompt(
         self, channel_id: int, prompt: str | None, *, by_id: int | None, by_name: str | None
@@ -349,14 +362,6 @@ class ConversationStore:
             (channel_id, limit),
         )
         return [PromptChange(*row) for row in rows]
-
-    async def channel_model(self, channel_id: int, parent_id: int | None = None) -> str | None:
-        row = await self._fetchone(
-            "SELECT model FROM channels WHERE channel_id IN (?, ?) AND model IS NOT NULL"
-            " ORDER BY channel_id = ? DESC LIMIT 1",
-            (channel_id, parent_id, channel_id),
-        )
-        return row[0] if row else None
 
     async def set_channel_model(self, channel_id: int, model: str | None) -> None:
         async def work() -> None:

@@ -113,14 +113,10 @@ class ChatCog(commands.Cog):
         on_start: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Ask, and render what comes back: typing while waiting, the answer, or why not."""
-        model = None
         async with contextlib.AsyncExitStack() as typing:
             if typing_in is not None:
                 await typing.enter_async_context(typing_in.typing())
             try:
-                model = await self.bot.service.channel_model(
-                    question.channel_id, question.parent_id
-                )
                 async with contextlib.aclosing(self.bot.service.ask(question)) as events:
                     async for event in events:
                         if isinstance(event, Queued):
@@ -143,7 +139,7 @@ class ChatCog(commands.Cog):
                 await typing.aclose()
                 if on_start is not None:
                     await on_start()
-                await reply.fail(explain(exc, model=model))
+                await reply.fail(explain(exc))
 
 
 _MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")

@@ -113,20 +113,20 @@ async def test_reset_forgets_only_this_channel_and_keeps_prompt_and_usage(store)
     assert forgotten == 3
     assert await store.history(1, 10) == []
     assert len(await store.history(2, 10)) == 1
-    assert (await store.system_prompt(1)).text == "be brief"
+    assert (await store.channel_settings(1)).prompt.text == "be brief"
     assert (await store.usage(1)).answers == 3
 
 
 async def test_a_thread_inherits_its_parents_prompt_until_it_has_its_own(store):
     await store.set_system_prompt(100, "parent prompt", by_id=1, by_name="mod")
 
-    inherited = await store.system_prompt(200, parent_id=100)
+    inherited = (await store.channel_settings(200, parent_id=100)).prompt
     await store.set_system_prompt(200, "thread prompt", by_id=2, by_name="mod2")
-    own = await store.system_prompt(200, parent_id=100)
+    own = (await store.channel_settings(200, parent_id=100)).prompt
 
     assert (inherited.text, inherited.inherited) == ("parent prompt", True)
     assert (own.text, own.inherited, own.set_by_name) == ("thread prompt", False, "mod2")
-    assert await store.system_prompt(300) is None
+    assert (await store.channel_settings(300)).prompt is None
 
 
 async def test_prompt_changes_are_recorded_with_who_and_when(store):
@@ -137,7 +137,7 @@ async def test_prompt_changes_are_recorded_with_who_and_when(store):
 
     assert [(c.prompt, c.set_by_name) for c in changes] == [(None, "bob"), ("first", "ann")]
     assert changes[0].set_at >= changes[1].set_at > 0
-    assert await store.system_prompt(1) is None
+    assert (await store.channel_settings(1)).prompt is None
 
 
 async def test_usage_sums_reported_tokens_and_counts_unreported(store):
@@ -165,10 +165,14 @@ async def test_sql_looking_text_is_stored_verbatim(store):
 
 async def test_channel_model_inherits_and_can_be_cleared(store):
     await store.set_channel_model(100, "gpt-4.1")
+    await store.set_system_prompt(200, "thread's own", by_id=1, by_name="mod")
 
-    assert await store.channel_model(200, parent_id=100) == "gpt-4.1"
+    inherited = await store.channel_settings(200, parent_id=100)
     await store.set_channel_model(100, None)
-    assert await store.channel_model(200, parent_id=100) is None
+    cleared = await store.channel_settings(200, parent_id=100)
+
+    assert (inherited.model, inherited.prompt.text) == ("gpt-4.1", "thread's own")
+    assert cleared.model is None
 
 
 async def test_meta_values_round_trip(store):

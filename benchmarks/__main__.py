@@ -1,0 +1,485 @@
+"""chatlab's benchmarks: one command, one table (and JSON when asked). Nothing is asserted.
+
+    .venv/bin/python -m benchmarks [--json results.json] [--profile profile.txt] [--quick]
+
+The model is the loopback OpenAI-compatible stand-in (tests/fake_openai.py) in separate
+processes, like a remote server whose CPU is not billed to the bot. Figures that depend on the
+machine are given as ratios to a baseline measured in the same run, with p50, p99 and the number
+of samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openai
+
+from bot.chat import Answer, ChatConfig, ChatService, Question
+from bot.conversation import choose_window
+from bot.llm import OpenAIChatModel
+from bot.store import ConversationStore
+
+CONFIG = ChatConfig(
+    model="gpt-4o-mini",
+    models=("gpt-4o-mini",),
+    max_tokens=512,
+    context_window=16_000,
+    max_rounds=5,
+    temperature=0.0,
+    top_p=1.0,
+    system_prompt="You are a helpful assistant.",
+)
+
+
+@dataclass
+class Row:
+    figure: str
+    result: str
+    target: str
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(samples: list[float], unit: float = 1e3) -> dict[str, float]:
+    """p50/p99 in milliseconds (unit=1e3) or microseconds (unit=1e6), and the sample count."""
+    return {
+        "p50": percentile(samples, 0.5) * unit,
+        "p99": percentile(samples, 0.99) * unit,
+        "n": len(samples),
+    }
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@asynccontextmanager
+async def stand_in(latency: float = 0.0) -> AsyncIterator[str]:
+    """A stand-in model server in its own process; yields its base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_openai", "--echo", "--latency", str(latency)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.to_thread(process.stdout.readline)
+        yield f"http://127.0.0.1:{int(line.split()[1])}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@asynccontextmanager
+async def client_for(url: str) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(
+        api_key="sk-bench", base_url=url, max_retries=0, timeout=60
+    ) as client:
+        yield client
+
+
+async def turn(service: ChatService, channel: int, text: str, user: int = 1) -> Answer:
+    final = None
+    async with aclosing(service.ask(Question(channel, user, f"user{user}", text))) as events:
+        async for event in events:
+            if isinstance(event, Answer):
+                final = event
+    assert final is not None
+    return final
+
+
+async def timed(work: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await work()
+    return time.perf_counter() - started
+
+
+# -- figures -------------------------------------------------------------------------------
+
+
+async def turn_overhead(url: str, tmp: Path, samples: int) -> Row:
+    async with client_for(url) as client, ConversationStore.open(tmp / "overhead.db") as store:
+        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+
+        # The same prompt a turn sends once a channel has five rounds of history.
+        prompt = [{"role": "system", "content": CONFIG.system_prompt}]
+        for n in range(CONFIG.max_rounds):
+            prompt.append({"role": "user", "content": f"[user1]: question {n}"})
+            prompt.append({"role": "assistant", "content": f"echo: [user1]: question {n}"})
+        prompt.append({"role": "user", "content": "[user1]: question"})
+
+        async def bare() -> None:
+            stream = await client.chat.completions.create(
+                model=CONFIG.model,
+                messages=prompt,  # type: ignore[arg-type]
+                max_tokens=CONFIG.max_tokens,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async with stream:
+                async for _ in stream:
+                    pass
+
+        ours_samples, bare_samples = [], []
+        for n in range(samples + 20):  # interleaved, after 20 warm-up pairs
+            b = await timed(bare)
+            o = await timed(lambda n=n: turn(service, n % 50, f"question {n}"))
+            if n >= 20:
+                bare_samples.append(b)
+                ours_samples.append(o)
+    ours, base = summary(ours_samples), summary(bare_samples)
+    ratio = ours["p50"] / base["p50"]
+    return Row(
+        "turn overhead",
+        f"p50 {ours['p50']:.2f} ms vs bare {base['p50']:.2f} ms = ×{ratio:.2f} "
+        f"(p99 {ours['p99']:.2f} vs {base['p99']:.2f}; n={ours['n']})",
+        "p50 ratio ≤ 1.3",
+        {"ours_ms": ours, "bare_ms": base, "ratio_p50": ratio},
+    )
+
+
+def populate(path: Path, *, channels: int, turns_each: int, big_channel_turns: int) -> int:
+    """Bulk-load a database (the schema made by ConversationStore); returns messages written."""
+    db = sqlite3.connect(path)
+    now = time.time()
+    turn_id = 0
+    written = 0
+    plan = [(c, turns_each) for c in range(10_000, 10_000 + channels)] + [(1, big_channel_turns)]
+    with db:
+        for channel, count in plan:
+            turns, messages = [], []
+            for _ in range(count):
+                turn_id += 1
+                turns.append((turn_id, channel, 1, CONFIG.model, 20, 10, now))
+                messages.append((channel, turn_id, "user", 1, "user1", "a stored question", 8, now))
+                messages.append(
+                    (channel, turn_id, "assistant", None, None, "a stored answer", 4, now)
+                )
+            db.executemany("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?)", turns)
+            db.executemany(
+                "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name,"
+                " content, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                messages,
+            )
+            written += len(messages)
+    db.close()
+    return written
+
+
+async def history_growth(url: str, tmp: Path, samples: int, scale: float) -> Row:
+    big = tmp / "big.db"
+    async with ConversationStore.open(big):
+        pass  # create the schema
+    channels = int(10_000 * scale)
+    written = populate(big, channels=channels, turns_each=45, big_channel_turns=int(50_000 * scale))
+    async with (
+        client_for(url) as client,
+        ConversationStore.open(tmp / "empty.db") as empty_store,
+        ConversationStore.open(big) as big_store,
+    ):
+        model = OpenAIChatModel(client, answer_deadline=60)
+        empty = ChatService(empty_store, model, CONFIG)
+        full = ChatService(big_store, model, CONFIG)
+        base_s, crowd_s, hot_s = [], [], []
+        for n in range(samples + 10):
+            e = await timed(lambda n=n: turn(empty, 500 + n % 50, "q"))
+            c = await timed(lambda: turn(full, 10_000 + random.randrange(channels), "q"))
+            h = await timed(lambda: turn(full, 1, "q"))  # the channel holding 100,000
+            if n >= 10:
+                base_s.append(e)
+                crowd_s.append(c)
+                hot_s.append(h)
+    base, crowd, hot = summary(base_s), summary(crowd_s), summary(hot_s)
+    return Row(
+        "history growth",
+        f"{written:,} messages: ×{crowd['p50'] / base['p50']:.2f} (random channel of "
+        f"{channels:,}), ×{hot['p50'] / base['p50']:.2f} (channel of "
+        f"{int(100_000 * scale):,}) vs empty, p50 {base['p50']:.2f} ms (n={base['n']})",
+        "p50 ratio ≤ 1.1",
+        {
+            "messages": written,
+            "empty_ms": base,
+            "random_channel_ms": crowd,
+            "big_channel_ms": hot,
+            "ratio_random": crowd["p50"] / base["p50"],
+            "ratio_big": hot["p50"] / base["p50"],
+        },
+    )
+
+
+async def fan_out(url: str, tmp: Path, channels: int = 200) -> Row:
+    async with client_for(url) as client, ConversationStore.open(tmp / "fanout.db") as store:
+        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+
+        async def bare(c: int) -> None:
+            stream = await client.chat.completions.create(
+                model=CONFIG.model,
+                messages=[{"role": "user", "content": f"q{c}"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async with stream:
+                async for _ in stream:
+                    pass
+
+        # Baseline: the same fan-out made with the bare SDK, no chatlab at all.
+        bare_wall = await timed(lambda: asyncio.gather(*(bare(c) for c in range(channels))))
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(turn(service, c, f"q{c}", c) for c in range(channels)))
+        wall = time.perf_counter() - started
+        correct = sum(a.text == f"echo: [user{c}]: q{c}" for c, a in enumerate(answers))
+        stored = sum([len(await service.history(c, 5)) == 1 for c in range(channels)])
+    return Row(
+        "fan-out",
+        f"{channels} channels at 1 s latency: wall {wall:.2f} s = ×{wall / 1.0:.2f} of 1 s; "
+        f"bare SDK fan-out {bare_wall:.2f} s, so ×{wall / bare_wall:.2f} of it; "
+        f"{correct}/{channels} correct, {stored}/{channels} stored",
+        "wall / 1 s ≤ 1.3",
+        {
+            "wall_s": wall,
+            "ratio": wall,
+            "bare_sdk_wall_s": bare_wall,
+            "ratio_to_bare": wall / bare_wall,
+            "correct": correct,
+            "stored": stored,
+        },
+    )
+
+
+async def busy_channel(url: str, tmp: Path, questions: int = 10, latency: float = 0.2) -> Row:
+    async with client_for(url) as client, ConversationStore.open(tmp / "busy.db") as store:
+        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+        started = time.perf_counter()
+        await asyncio.gather(*(turn(service, 1, f"q{n}") for n in range(questions)))
+        wall = time.perf_counter() - started
+        order = [r.question.content for r in await service.history(1, questions)]
+    in_order = order == [f"q{n}" for n in range(questions)]
+    ideal = questions * latency
+    return Row(
+        "one busy channel",
+        f"{questions} questions at {latency * 1e3:.0f} ms: wall {wall:.2f} s vs "
+        f"{ideal:.2f} s = ×{wall / ideal:.2f}; in order: {in_order}",
+        "≈ 10 × 200 ms, in order",
+        {"wall_s": wall, "ratio": wall / ideal, "in_order": in_order},
+    )
+
+
+async def throughput(url: str, tmp: Path, turns: int, concurrency: int = 32) -> Row:
+    async with client_for(url) as client, ConversationStore.open(tmp / "tput.db") as store:
+        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+        queue = list(range(turns))
+
+        async def worker(w: int) -> None:
+            while queue:
+                n = queue.pop()
+                await turn(service, w * 1000 + n % 20, f"q{n}")
+
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    per_cpu = turns / cpu
+    return Row(
+        "throughput",
+        f"{turns / wall:.0f} turns/s wall at {concurrency} concurrent; "
+        f"{per_cpu:.0f} turns per CPU-second of the bot process (n={turns})",
+        "report; aim ≥ 300 per core",
+        {"turns_per_s_wall": turns / wall, "turns_per_cpu_s": per_cpu, "turns": turns},
+    )
+
+
+async def memory(url: str, tmp: Path, channels: int) -> Row:
+    async with client_for(url) as client, ConversationStore.open(tmp / "memory.db") as store:
+        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+        for c in range(50):  # warm up: imports, caches, connection pool
+            await turn(service, 10**9 + c, "warm")
+        gc.collect()
+        start = rss_mb()
+        pending = iter(range(channels))
+
+        async def worker() -> None:
+            for c in pending:
+                await turn(service, c, "one question")
+
+        await asyncio.gather(*(worker() for _ in range(50)))
+        after = rss_mb()
+        gc.collect()
+        idle = rss_mb()
+        slots = service.busy_channels
+    return Row(
+        "memory",
+        f"RSS +{after - start:.1f} MB after {channels:,} channels had a turn; "
+        f"+{idle - start:.1f} MB once idle; per-channel slots left: {slots}",
+        "≤ 50 MB growth; nothing per channel kept",
+        {"start_mb": start, "after_mb": after, "idle_mb": idle, "slots_left": slots},
+    )
+
+
+async def window_choice(tmp: Path, samples: int) -> Row:
+    path = tmp / "window.db"
+    async with ConversationStore.open(path):
+        pass
+    populate(path, channels=1, turns_each=5, big_channel_turns=5_000)  # channel 1: 10,000
+    async with ConversationStore.open(path) as store:
+        big_s, small_s = [], []
+        rows_read = 0
+        for n in range(samples + 50):
+
+            async def choose(channel: int) -> int:
+                rounds = await store.history(channel, CONFIG.max_rounds)
+                choose_window(rounds, budget=10_000, max_rounds=CONFIG.max_rounds)
+                return len(rounds) * 2
+
+            big = time.perf_counter()
+            rows_read = await choose(1)
+            big = time.perf_counter() - big
+            small = await timed(lambda: choose(10_000))  # a channel of 10 messages
+            if n >= 50:
+                big_s.append(big)
+                small_s.append(small)
+    b, s = summary(big_s, 1e6), summary(small_s, 1e6)
+    return Row(
+        "window choice",
+        f"{b['p50']:.0f} µs p50 (p99 {b['p99']:.0f}) for a channel of 10,000 messages vs "
+        f"{s['p50']:.0f} µs for one of 10 = ×{b['p50'] / s['p50']:.2f}; rows read: {rows_read}",
+        "report µs; must not read them all",
+        {"big_us": b, "small_us": s, "rows_read": rows_read},
+    )
+
+
+async def discord_edge(url: str, tmp: Path, turns: int) -> Row:
+    import simcord
+
+    from bot.access import AccessPolicy
+    from bot.client import ChatBot
+
+    async with client_for(url) as client, ConversationStore.open(tmp / "edge.db") as store:
+        model = OpenAIChatModel(client, answer_deadline=60)
+        core = ChatService(store, model, CONFIG)
+        edge = ChatService(store, model, CONFIG)
+        bot = ChatBot(service=edge, store=store, access=AccessPolicy())
+        async with simcord.run(bot) as env:
+            guild = env.create_guild()
+            channel = guild.create_text_channel("bench")
+            member = guild.add_member(env.create_user("bench"))
+            mention = f"<@{env.bot.user.id}>"
+            for n in range(5):
+                await member.send(channel, f"{mention} warm {n}")
+                await turn(core, 7, f"warm {n}")
+            edge_cpu = core_cpu = 0.0
+            for n in range(turns):  # interleaved
+                cpu = time.process_time()
+                await member.send(channel, f"{mention} question {n}")
+                edge_cpu += time.process_time() - cpu
+                cpu = time.process_time()
+                await turn(core, 7, f"question {n}")
+                core_cpu += time.process_time() - cpu
+            answered = sum(1 for m in channel.history() if m.author.id == env.bot.user.id)
+    ratio = edge_cpu / core_cpu
+    return Row(
+        "Discord edge",
+        f"mention → streamed reply: {edge_cpu / turns * 1e3:.2f} ms CPU vs core turn "
+        f"{core_cpu / turns * 1e3:.2f} ms = ×{ratio:.2f} (n={turns}; {answered} replies; "
+        "includes simcord's simulated Discord)",
+        "report ratio",
+        {
+            "edge_cpu_ms": edge_cpu / turns * 1e3,
+            "core_cpu_ms": core_cpu / turns * 1e3,
+            "ratio": ratio,
+        },
+    )
+
+
+async def profile_turn(url: str, tmp: Path, path: Path) -> None:
+    from pyinstrument import Profiler
+
+    async with client_for(url) as client, ConversationStore.open(tmp / "profile.db") as store:
+        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+        for n in range(20):
+            await turn(service, n, "warm")
+        profiler = Profiler(async_mode="enabled", interval=0.0002)
+        with profiler:
+            for n in range(300):
+                await turn(service, n % 30, f"question {n}")
+    path.write_text(profiler.output_text(unicode=True, show_all=False))
+
+
+async def main(args: argparse.Namespace) -> list[Row]:
+    quick = args.quick
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="chatlab-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        async with AsyncExitStack() as stack:
+            fast = await stack.enter_async_context(stand_in(0.0))
+            slow = await stack.enter_async_context(stand_in(1.0))
+            paced = await stack.enter_async_context(stand_in(0.2))
+            steps: list[tuple[str, Callable[[], Awaitable[Row]]]] = [
+                ("turn overhead", lambda: turn_overhead(fast, tmp, 100 if quick else 400)),
+                (
+                    "history growth",
+                    lambda: history_growth(fast, tmp, 50 if quick else 200, 0.1 if quick else 1),
+                ),
+                ("fan-out", lambda: fan_out(slow, tmp)),
+                ("one busy channel", lambda: busy_channel(paced, tmp)),
+                ("throughput", lambda: throughput(fast, tmp, 500 if quick else 3000)),
+                ("memory", lambda: memory(fast, tmp, 1000 if quick else 10_000)),
+                ("window choice", lambda: window_choice(tmp, 200 if quick else 1000)),
+                ("Discord edge", lambda: discord_edge(fast, tmp, 30 if quick else 150)),
+            ]
+            for name, step in steps:
+                print(f"… {name}", file=sys.stderr, flush=True)
+                rows.append(await step())
+            if args.profile:
+                print("… profile", file=sys.stderr, flush=True)
+                await profile_turn(fast, tmp, Path(args.profile))
+    return rows
+
+
+def run() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--profile", help="profile the core turn with pyinstrument into this file")
+    parser.add_argument("--quick", action="store_true", help="fewer samples, smaller database")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rows = asyncio.run(main(args))
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    width = max(len(r.figure) for r in rows)
+    print(f"chatlab benchmarks — {machine} — {time.perf_counter() - started:.0f} s")
+    print(f"{'figure'.ljust(width)}  result  [target]")
+    for row in rows:
+        print(f"{row.figure.ljust(width)}  {row.result}  [{row.target}]")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {"machine": machine, "figures": {r.figure: r.details for r in rows}},
+                indent=2,
+                default=str,
+            )
+        )
+
+
+if __name__ == "__main__":
+    run()
