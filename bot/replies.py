@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 IN_PROGRESS = " ⏳"
 EDIT_INTERVAL = 1.0
+# An answer longer than this many messages is not posted in full: a channel is not a file.
+MAX_MESSAGES = 8
+TOO_LONG_NOTE = "\n-# The answer is too long to show here in full; /export has all of it."
 
 
 Handle = TypeVar("Handle")
@@ -68,11 +71,13 @@ class StreamedReply(Generic[Handle]):
         header: str = "",
         interval: float = EDIT_INTERVAL,
         limit: int = DISCORD_LIMIT,
+        max_messages: int = MAX_MESSAGES,
     ) -> None:
         self._sink = sink
         self._header = header
         self._interval = interval
         self._limit = limit
+        self._max_messages = max_messages
         self._text = ""
         self._sent: list[tuple[Handle, str]] = []
         self._pacer: asyncio.Task[None] | None = None
@@ -134,6 +139,10 @@ class StreamedReply(Generic[Handle]):
     async def _render(self, *, final: bool, footer: str = "") -> None:
         marker = "" if final else IN_PROGRESS
         chunks = split_message(self._header + self._text + footer, self._limit - len(marker))
+        if len(chunks) > self._max_messages:
+            chunks = chunks[: self._max_messages]
+            room = self._limit - len(marker) - len(TOO_LONG_NOTE)
+            chunks[-1] = split_message(chunks[-1], room)[0] + TOO_LONG_NOTE
         if marker:
             chunks[-1] += marker
         async with self._write_lock:

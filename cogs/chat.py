@@ -67,8 +67,7 @@ class ChatCog(commands.Cog):
         reply: StreamedReply[discord.Message] = StreamedReply(ChannelSink(message))
 
         async def mark_queued(ahead: int) -> None:
-            with contextlib.suppress(discord.HTTPException):
-                await message.add_reaction(WAITING)
+            await message.add_reaction(WAITING)
 
         await self._converse(
             self._question(message.author, message.channel, text),
@@ -90,9 +89,8 @@ class ChatCog(commands.Cog):
 
     async def _unmark(self, message: discord.Message) -> None:
         if any(str(r.emoji) == WAITING and r.me for r in message.reactions):
-            with contextlib.suppress(discord.HTTPException):
-                assert self.bot.user is not None
-                await message.remove_reaction(WAITING, self.bot.user)
+            assert self.bot.user is not None
+            await message.remove_reaction(WAITING, self.bot.user)
 
     def _question(self, user: discord.abc.User, channel: Any, text: str) -> Question:
         return Question(
@@ -112,25 +110,30 @@ class ChatCog(commands.Cog):
         typing_in: discord.abc.Messageable | None = None,
         on_start: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Ask, and render what comes back: typing while waiting, the answer, or why not."""
+        """Ask, and render what comes back: typing while waiting, the answer, or why not.
+
+        If Discord will not show the answer (no permission, message gone), the answer is still
+        completed and stored, and one line is logged.
+        """
+        shown = _Display(question.channel_id)
         async with contextlib.AsyncExitStack() as typing:
             if typing_in is not None:
-                await typing.enter_async_context(typing_in.typing())
+                await shown(lambda: typing.enter_async_context(typing_in.typing()), courtesy=True)
             try:
                 async with contextlib.aclosing(self.bot.service.ask(question)) as events:
                     async for event in events:
                         if isinstance(event, Queued):
-                            await on_queued(event.ahead)
+                            await shown(lambda e=event: on_queued(e.ahead), courtesy=True)
                             continue
                         if on_start is not None:
-                            await on_start()
+                            await shown(on_start, courtesy=True)
                             on_start = None
                         await typing.aclose()
                         if isinstance(event, Delta):
-                            await reply.add(event.text)
+                            await shown(lambda e=event: reply.add(e.text))
                         elif isinstance(event, Answer):
                             footer = answer_footer(event, self.bot.service.config.max_tokens)
-                            await reply.finish(event.text, footer)
+                            await shown(lambda e=event, f=footer: reply.finish(e.text, f))
             except (ChatError, QuestionTooLong, LLMError, StoreError) as exc:
                 if isinstance(exc, StoreError):
                     log.error("Storage failed in channel %s: %s", question.channel_id, exc)
@@ -138,8 +141,37 @@ class ChatCog(commands.Cog):
                     log.info("No answer in channel %s: %r", question.channel_id, exc)
                 await typing.aclose()
                 if on_start is not None:
-                    await on_start()
-                await reply.fail(explain(exc))
+                    await shown(on_start, courtesy=True)
+                sentence = explain(exc)
+                await shown(lambda: reply.fail(sentence))
+
+
+class _Display:
+    """Runs Discord writes for one answer; after the first failure it stops trying, logs one
+    line, and lets the conversation go on (the answer is still stored)."""
+
+    def __init__(self, channel_id: int) -> None:
+        self._channel_id = channel_id
+        self.broken = False
+
+    async def __call__(
+        self, write: Callable[[], Awaitable[object]], *, courtesy: bool = False
+    ) -> None:
+        if self.broken:
+            return
+        try:
+            await write()
+        except discord.HTTPException as exc:
+            if courtesy:  # typing, reactions: nice to have
+                log.debug("Skipped a courtesy in channel %s: %s", self._channel_id, exc)
+                return
+            self.broken = True
+            log.warning(
+                "Cannot show the answer in channel %s (HTTP %s, code %s); it is still stored",
+                self._channel_id,
+                exc.status,
+                exc.code,
+            )
 
 
 _MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
