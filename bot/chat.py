@@ -204,6 +204,8 @@ class ChatService:
         self._config = config
         self._queue = ChannelQueue()
         self._accepting = True
+        for model_name in config.models:  # load tokenizers now, not on the first question
+            counter_for(model_name, config.tokenizer)
 
     @property
     def config(self) -> ChatConfig:

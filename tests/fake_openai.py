@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -77,8 +78,21 @@ def server_error() -> Reply:
 
 
 class FakeOpenAI:
-    def __init__(self, default: Reply | None = None, *, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        default: Reply | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        failure_rate: float = 0.0,
+        seed: int = 0,
+    ):
         self.default = default or Reply()
+        # With failure_rate, that share of unscripted requests fail at random (seeded): a 500,
+        # a 429, or a stream cut after its first words.
+        self.failure_rate = failure_rate
+        self._random = random.Random(seed)
+        self.failures = 0
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self._host = host
@@ -94,6 +108,15 @@ class FakeOpenAI:
         """Queue replies for the next requests, in order."""
         self.script.extend(replies)
         return self
+
+    def _unscripted(self) -> Reply:
+        if self.failure_rate and self._random.random() < self.failure_rate:
+            self.failures += 1
+            fault = self._random.choice(
+                [server_error(), rate_limited("1"), Reply(echo=True, chunk_size=4, cut_after=1)]
+            )
+            return fault
+        return self.default
 
     async def wait_for_requests(self, count: int) -> None:
         """Wait until `count` requests have arrived in all."""
@@ -129,7 +152,7 @@ class FakeOpenAI:
         self.requests.append(body)
         async with self.arrived:
             self.arrived.notify_all()
-        reply = self.script.popleft() if self.script else self.default
+        reply = self.script.popleft() if self.script else self._unscripted()
         await self.gate.wait()
         if reply.latency:
             await asyncio.sleep(reply.latency)
@@ -205,7 +228,9 @@ async def _serve(args: argparse.Namespace) -> None:
     default = Reply(
         text=args.text, echo=args.echo, latency=args.latency, pace=args.pace, chunk_size=args.chunk
     )
-    async with FakeOpenAI(default, port=args.port) as server:
+    async with FakeOpenAI(
+        default, port=args.port, failure_rate=args.failure_rate, seed=args.seed
+    ) as server:
         print(f"PORT {server.port}", flush=True)
         await asyncio.Event().wait()
 
@@ -218,6 +243,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("--text", default="Hello from the stand-in.")
     parser.add_argument("--echo", action="store_true")
+    parser.add_argument("--failure-rate", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
