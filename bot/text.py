@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 
 DISCORD_LIMIT = 2000
-FENCE_CLOSE = "\n```"
 _FENCE = re.compile(r"^ {0,3}(`{3,})([^`]*)$")
+_FENCE_RUN = re.compile(r"`{3,}")
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 
 
@@ -74,14 +74,16 @@ def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
     rest = text
     while rest:
         opening = f"{fence}\n" if fence else ""
-        # Room for the text, keeping space to close a fence that may be open at the cut.
-        room = limit - utf16_len(opening) - len(FENCE_CLOSE)
+        # Room for the text, keeping space to close a fence that may be open at the cut
+        # (with as many backticks as it was opened with).
+        longest = max(_FENCE_RUN.findall(rest[: limit + 1]), key=len, default="```")
+        room = limit - utf16_len(opening) - 1 - max(len(longest), len(_ticks(fence or "")))
         cut = len(rest) if utf16_len(rest) <= room else _cut(rest, room)
         body, rest = rest[:cut], rest[cut:]
         fence_at_end = _fence_after(body, fence)
         chunk = (opening + body).rstrip()  # Discord trims message edges anyway
         if fence_at_end is not None:
-            chunk += FENCE_CLOSE
+            chunk += "\n" + _ticks(fence_at_end)
         if chunk.strip():
             chunks.append(chunk)
         fence = fence_at_end
