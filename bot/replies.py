@@ -81,7 +81,7 @@ class StreamedReply(Generic[Handle]):
         self._text = ""
         self._sent: list[tuple[Handle, str]] = []
         self._pacer: asyncio.Task[None] | None = None
-        self._dirty = asyncio.Event()
+        self._dirty = False
         self._write_lock = asyncio.Lock()
 
     @property
@@ -95,7 +95,7 @@ class StreamedReply(Generic[Handle]):
             await self._render(final=False)
             self._pacer = asyncio.create_task(self._pace(), name="chatlab-reply-pacer")
         else:
-            self._dirty.set()
+            self._dirty = True
 
     async def finish(self, text: str, footer: str = "") -> None:
         """Render the complete answer (authoritative over what was streamed), marker removed."""
@@ -119,11 +119,11 @@ class StreamedReply(Generic[Handle]):
                 await self._write([self._header + text])
 
     async def _pace(self) -> None:
-        while True:
+        while True:  # one timer per streaming reply; it renders only when the text grew
             await asyncio.sleep(self._interval)
-            await self._dirty.wait()
-            self._dirty.clear()
-            await self._render(final=False)
+            if self._dirty:
+                self._dirty = False
+                await self._render(final=False)
 
     async def _stop_pacer(self) -> None:
         if self._pacer is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -22,6 +23,7 @@ from bot.text import quote, strip_mentions
 log = logging.getLogger(__name__)
 
 WAITING = "⏳"
+FINAL_RETRY_DELAY = 2.0  # seconds, then twice that: the final render is worth a second try
 HINT = "Hi! Ask me something after the mention, e.g. `@{name} what is a monad?` — or use /ask."
 
 
@@ -133,7 +135,7 @@ class ChatCog(commands.Cog):
                             await shown(lambda e=event: reply.add(e.text))
                         elif isinstance(event, Answer):
                             footer = answer_footer(event, self.bot.service.config.max_tokens)
-                            await shown(lambda e=event, f=footer: reply.finish(e.text, f))
+                            await shown(lambda e=event, f=footer: reply.finish(e.text, f), tries=3)
             except (ChatError, QuestionTooLong, LLMError, StoreError) as exc:
                 if isinstance(exc, StoreError):
                     log.error("Storage failed in channel %s: %s", question.channel_id, exc)
@@ -143,31 +145,44 @@ class ChatCog(commands.Cog):
                 if on_start is not None:
                     await shown(on_start, courtesy=True)
                 sentence = explain(exc)
-                await shown(lambda: reply.fail(sentence))
+                await shown(lambda: reply.fail(sentence), tries=3)
 
 
 class _Display:
-    """Runs Discord writes for one answer; after the first failure it stops trying, logs one
-    line, and lets the conversation go on (the answer is still stored)."""
+    """Runs the Discord writes of one answer. A failure never stops the conversation: the answer
+    is still completed and stored. Without permission to write, it stops trying; after another
+    failure (a rate limit, a Discord error) later writes — the final render rewrites every
+    message — try again. One log line either way."""
 
     def __init__(self, channel_id: int) -> None:
         self._channel_id = channel_id
-        self.broken = False
+        self._logged = False
+        self._forbidden = False
 
     async def __call__(
-        self, write: Callable[[], Awaitable[object]], *, courtesy: bool = False
+        self, write: Callable[[], Awaitable[object]], *, courtesy: bool = False, tries: int = 1
     ) -> None:
-        if self.broken:
-            return
-        try:
-            await write()
-        except discord.HTTPException as exc:
-            if courtesy:  # typing, reactions: nice to have
-                log.debug("Skipped a courtesy in channel %s: %s", self._channel_id, exc)
+        for attempt in range(1, tries + 1):
+            if self._forbidden:
                 return
-            self.broken = True
+            try:
+                await write()
+                return
+            except discord.HTTPException as exc:
+                if courtesy:  # typing, reactions: nice to have
+                    log.debug("Skipped a courtesy in channel %s: %s", self._channel_id, exc)
+                    return
+                self._failed(exc)
+            if attempt < tries:
+                await asyncio.sleep(FINAL_RETRY_DELAY * attempt)
+
+    def _failed(self, exc: discord.HTTPException) -> None:
+        self._forbidden = isinstance(exc, discord.Forbidden)
+        if not self._logged:
+            self._logged = True
             log.warning(
-                "Cannot show the answer in channel %s (HTTP %s, code %s); it is still stored",
+                "Discord refused a write of the answer in channel %s (HTTP %s, code %s); "
+                "the answer is stored either way",
                 self._channel_id,
                 exc.status,
                 exc.code,
