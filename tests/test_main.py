@@ -56,3 +56,34 @@ def test_a_database_in_a_missing_directory_stops_start_up_with_one_line(tmp_path
     assert last.startswith("chatlab: cannot open the database at ")
     assert "Traceback" not in result.stderr
     assert "secret-token-xyz" not in result.stderr + result.stdout
+
+
+def test_a_database_path_that_cannot_be_a_file_stops_start_up_with_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+
+    result = run_bot(
+        tmp_path,
+        DISCORD_TOKEN="secret-token-xyz",
+        OPENAI_API_KEY="sk-abc",
+        DATABASE_PATH=str(blocker / "chatlab.db"),
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("chatlab: cannot open the database")
+    assert "Traceback" not in result.stderr
+
+
+def test_secrets_stay_out_of_debug_output_even_when_start_up_fails(tmp_path):
+    result = run_bot(
+        tmp_path,
+        DISCORD_TOKEN="MTAx.FAKE-DISCORD-TOKEN.secret",
+        OPENAI_API_KEY="sk-FAKE-KEY-secret",
+        LOG_LEVEL="DEBUG",
+        DATABASE_PATH=str(tmp_path / "chatlab.db"),
+    )
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1  # no network here: Discord cannot be reached
+    assert "cannot reach Discord" in output or "rejected DISCORD_TOKEN" in output
+    assert "FAKE-DISCORD-TOKEN" not in output and "FAKE-KEY" not in output

@@ -45,8 +45,15 @@ async def test_schema_is_versioned_in_wal_mode_with_foreign_keys(db_path, store)
         assert (await cursor.fetchone())[0] == 1
 
 
-async def test_database_file_is_readable_by_its_owner_only(db_path, store):
-    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+async def test_database_files_are_readable_by_their_owner_only(db_path, store):
+    await store.add_turn(turn(1, 1))  # the WAL and shared-memory files exist now
+
+    for path in (
+        db_path,
+        db_path.with_name(db_path.name + "-wal"),
+        db_path.with_name(db_path.name + "-shm"),
+    ):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
 
 
 async def test_a_newer_schema_is_refused(db_path):
