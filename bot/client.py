@@ -7,9 +7,11 @@ enabled in the Developer Portal, replies to the bot that do not ping it are unde
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 import discord
 from discord import app_commands
@@ -27,6 +29,7 @@ TREE_FINGERPRINT_KEY = "command_tree_fingerprint"
 NO_PINGS = discord.AllowedMentions.none()
 # What the bot needs in a channel, and nothing more: read and answer (in threads too), reply to
 # the question (read history), mark a queued question, attach an export.
+FINAL_RETRY_DELAY = 2.0  # seconds, then twice that: the final render is worth a second try
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -206,3 +209,44 @@ class InteractionSink:
             raise exc
         log.info("Interaction reply unavailable (%s); continuing in the channel", exc.status)
         return await channel.send(text, allowed_mentions=NO_PINGS)
+
+
+class AnswerDisplay:
+    """Runs the Discord writes of one answer. A failure never stops the conversation: the answer
+    is still completed and stored. Without permission to write, it stops trying; after another
+    failure (a rate limit, a Discord error) later writes — the final render rewrites every
+    message — try again. One log line either way."""
+
+    def __init__(self, channel_id: int) -> None:
+        self._channel_id = channel_id
+        self._logged = False
+        self._forbidden = False
+
+    async def __call__(
+        self, write: Callable[[], Awaitable[object]], *, courtesy: bool = False, tries: int = 1
+    ) -> None:
+        for attempt in range(1, tries + 1):
+            if self._forbidden:
+                return
+            try:
+                await write()
+                return
+            except discord.HTTPException as exc:
+                if courtesy:  # typing, reactions: nice to have
+                    log.debug("Skipped a courtesy in channel %s: %s", self._channel_id, exc)
+                    return
+                self._failed(exc)
+            if attempt < tries:
+                await asyncio.sleep(FINAL_RETRY_DELAY * attempt)
+
+    def _failed(self, exc: discord.HTTPException) -> None:
+        self._forbidden = isinstance(exc, discord.Forbidden)
+        if not self._logged:
+            self._logged = True
+            log.warning(
+                "Discord refused a write of the answer in channel %s (HTTP %s, code %s); "
+                "the answer is stored either way",
+                self._channel_id,
+                exc.status,
+                exc.code,
+            )

@@ -14,6 +14,7 @@ DISCORD_LIMIT = 2000
 _FENCE = re.compile(r"^ {0,3}(`{3,})([^`]*)$")
 _FENCE_RUN = re.compile(r"`{3,}")
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
+_ANY_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
 
 
 def utf16_len(text: str) -> int:
@@ -76,8 +77,10 @@ def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
         opening = f"{fence}\n" if fence else ""
         # Room for the text, keeping space to close a fence that may be open at the cut
         # (with as many backticks as it was opened with).
-        longest = max(_FENCE_RUN.findall(rest[: limit + 1]), key=len, default="```")
-        room = limit - utf16_len(opening) - 1 - max(len(longest), len(_ticks(fence or "")))
+        runs = [len(run) for run in _FENCE_RUN.findall(rest[: limit + 1])]
+        if fence:
+            runs.append(len(_ticks(fence)))
+        room = limit - utf16_len(opening) - (1 + max(runs) if runs else 0)
         cut = len(rest) if utf16_len(rest) <= room else _cut(rest, room)
         body, rest = rest[:cut], rest[cut:]
         fence_at_end = _fence_after(body, fence)
@@ -97,6 +100,16 @@ def strip_mentions(content: str, user_id: int) -> str:
     return _USER_MENTION.sub(
         lambda m: "" if int(m.group(1)) == user_id else m.group(0), content
     ).strip()
+
+
+def readable_mentions(text: str, names: dict[str, str]) -> str:
+    """Mentions as names: `names` maps "@id", "@&id" (roles) and "#id" (channels) to text."""
+
+    def name(match: re.Match[str]) -> str:
+        kind, number = match.groups()
+        return names.get(kind.replace("!", "") + number, match.group(0))
+
+    return _ANY_MENTION.sub(name, text)
 
 
 def quote(text: str, limit: int = 300) -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,16 +12,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.chat import Answer, ChatError, Delta, Question, QuestionTooLong, Queued
-from bot.client import ChannelSink, ChatBot, InteractionSink, asker_of
+from bot.client import AnswerDisplay, ChannelSink, ChatBot, InteractionSink, asker_of
 from bot.llm import LLMError
 from bot.replies import StreamedReply, answer_footer, explain, queue_notice
 from bot.store import StoreError
-from bot.text import quote, strip_mentions
+from bot.text import quote, readable_mentions, strip_mentions
 
 log = logging.getLogger(__name__)
 
 WAITING = "⏳"
-FINAL_RETRY_DELAY = 2.0  # seconds, then twice that: the final render is worth a second try
 HINT = "Hi! Ask me something after the mention, e.g. `@{name} what is a monad?` — or use /ask."
 
 
@@ -117,7 +114,7 @@ class ChatCog(commands.Cog):
         If Discord will not show the answer (no permission, message gone), the answer is still
         completed and stored, and one line is logged.
         """
-        shown = _Display(question.channel_id)
+        shown = AnswerDisplay(question.channel_id)
         async with contextlib.AsyncExitStack() as typing:
             if typing_in is not None:
                 await shown(lambda: typing.enter_async_context(typing_in.typing()), courtesy=True)
@@ -148,60 +145,12 @@ class ChatCog(commands.Cog):
                 await shown(lambda: reply.fail(sentence), tries=3)
 
 
-class _Display:
-    """Runs the Discord writes of one answer. A failure never stops the conversation: the answer
-    is still completed and stored. Without permission to write, it stops trying; after another
-    failure (a rate limit, a Discord error) later writes — the final render rewrites every
-    message — try again. One log line either way."""
-
-    def __init__(self, channel_id: int) -> None:
-        self._channel_id = channel_id
-        self._logged = False
-        self._forbidden = False
-
-    async def __call__(
-        self, write: Callable[[], Awaitable[object]], *, courtesy: bool = False, tries: int = 1
-    ) -> None:
-        for attempt in range(1, tries + 1):
-            if self._forbidden:
-                return
-            try:
-                await write()
-                return
-            except discord.HTTPException as exc:
-                if courtesy:  # typing, reactions: nice to have
-                    log.debug("Skipped a courtesy in channel %s: %s", self._channel_id, exc)
-                    return
-                self._failed(exc)
-            if attempt < tries:
-                await asyncio.sleep(FINAL_RETRY_DELAY * attempt)
-
-    def _failed(self, exc: discord.HTTPException) -> None:
-        self._forbidden = isinstance(exc, discord.Forbidden)
-        if not self._logged:
-            self._logged = True
-            log.warning(
-                "Discord refused a write of the answer in channel %s (HTTP %s, code %s); "
-                "the answer is stored either way",
-                self._channel_id,
-                exc.status,
-                exc.code,
-            )
-
-
-_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
-
-
 def _readable(text: str, message: discord.Message) -> str:
     """Other members', roles' and channels' mentions as names the model can read."""
-    names: dict[str, str] = {}
-    for user in message.mentions:
-        names[f"@{user.id}"] = names[f"@!{user.id}"] = f"@{user.display_name}"
-    for role in message.role_mentions:
-        names[f"@&{role.id}"] = f"@{role.name}"
-    for channel in message.channel_mentions:
-        names[f"#{channel.id}"] = f"#{channel.name}"
-    return _MENTION.sub(lambda m: names.get(m.group(1) + m.group(2), m.group(0)), text)
+    names = {f"@{u.id}": f"@{u.display_name}" for u in message.mentions}
+    names |= {f"@&{r.id}": f"@{r.name}" for r in message.role_mentions}
+    names |= {f"#{c.id}": f"#{c.name}" for c in message.channel_mentions}
+    return readable_mentions(text, names)
 
 
 async def setup(bot: ChatBot) -> None:

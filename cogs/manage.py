@@ -9,7 +9,6 @@ reaches them. In a DM, its one member manages their own conversation.
 from __future__ import annotations
 
 import io
-import time
 
 import discord
 from discord import app_commands
@@ -18,7 +17,14 @@ from discord.ext import commands
 from bot.chat import ChatError
 from bot.client import NO_PINGS, ChatBot
 from bot.replies import explain
-from bot.text import DISCORD_LIMIT, one_line, quote
+from bot.summaries import (
+    export_markdown,
+    history_summary,
+    prompt_summary,
+    settings_summary,
+    usage_summary,
+)
+from bot.text import quote
 
 MODERATORS = discord.Permissions(manage_messages=True)
 DEFAULT_CHOICE = "default"
@@ -76,18 +82,8 @@ class ManageCog(commands.Cog):
         """Show this channel's system prompt, and who changed it lately."""
         channel_id, parent_id = _where(interaction)
         prompt = await self.service.system_prompt(channel_id, parent_id)
-        source = {
-            "channel": "set in this channel",
-            "parent": "inherited from the parent channel",
-            "default": "the bot's default",
-        }[prompt.source]
-        lines = [f"**System prompt** ({source}):", quote(prompt.text, 1000), "", "**Changes:**"]
-        for change in await self.service.prompt_changes(channel_id, limit=5):
-            what = f"set to “{one_line(change.prompt, 60)}”" if change.prompt else "cleared"
-            lines.append(f"- <t:{int(change.set_at)}:R> {change.set_by_name} {what}")
-        if lines[-1] == "**Changes:**":
-            lines.append("- none in this channel")
-        await interaction.response.send_message("\n".join(lines)[:DISCORD_LIMIT], ephemeral=True)
+        changes = await self.service.prompt_changes(channel_id, limit=5)
+        await interaction.response.send_message(prompt_summary(prompt, changes), ephemeral=True)
 
     @system.command(name="clear")
     @moderators_only()
@@ -143,30 +139,15 @@ class ManageCog(commands.Cog):
     ) -> None:
         """Show this channel's recent conversation, privately."""
         shown = await self.service.history(_where(interaction)[0], rounds)
-        if not shown:
-            await interaction.response.send_message("No conversation yet.", ephemeral=True)
-            return
-        blocks = [
-            f"**{one_line(r.question.author_name or 'someone', 32)}:** "
-            f"{one_line(r.question.content, 300)}\n**→** {one_line(r.answer.content, 400)}"
-            for r in shown
-        ]
-        while len("\n\n".join(blocks)) > DISCORD_LIMIT and len(blocks) > 1:
-            blocks.pop(0)  # the oldest go first
-        text = "\n\n".join(blocks)[:DISCORD_LIMIT]
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
+        await interaction.response.send_message(
+            history_summary(shown), ephemeral=True, allowed_mentions=NO_PINGS
+        )
 
     @app_commands.command(name="usage")
     async def usage(self, interaction: discord.Interaction) -> None:
         """Show the tokens this channel's conversation has used."""
         usage = await self.service.usage(_where(interaction)[0])
-        text = (
-            f"This channel: {usage.answers} answers, {usage.prompt_tokens:,} prompt + "
-            f"{usage.completion_tokens:,} completion = **{usage.total_tokens:,} tokens**."
-        )
-        if usage.unreported:
-            text += f" ({usage.unreported} answers came from a server that reports no usage.)"
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.response.send_message(usage_summary(usage), ephemeral=True)
 
     @app_commands.command(name="export")
     async def export(self, interaction: discord.Interaction) -> None:
@@ -177,17 +158,8 @@ class ManageCog(commands.Cog):
         if not messages:
             await interaction.followup.send("No conversation to export yet.", ephemeral=True)
             return
-        lines = [f"# chatlab conversation in channel {channel_id}", ""]
-        for stored in messages:
-            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stored.created_at))
-            who = stored.message.author_name or "someone"
-            speaker = (
-                f"{who} ({stored.message.author_id})"
-                if stored.message.role == "user"
-                else "assistant"
-            )
-            lines += [f"## {speaker} — {when}", "", stored.message.content, ""]
-        data = io.BytesIO("\n".join(lines).encode("utf-8"))
+        document = export_markdown(channel_id, messages)
+        data = io.BytesIO(document.encode("utf-8"))
         await interaction.followup.send(
             f"{len(messages) // 2} rounds.",
             file=discord.File(data, filename=f"chatlab-{channel_id}.md"),
@@ -198,17 +170,10 @@ class ManageCog(commands.Cog):
     async def info(self, interaction: discord.Interaction) -> None:
         """Show this channel's model, limits and system prompt."""
         channel_id, parent_id = _where(interaction)
-        config = self.service.config
         model = await self.service.channel_model(channel_id, parent_id)
         prompt = await self.service.system_prompt(channel_id, parent_id)
-        lines = [
-            f"**Model:** `{model}` (context {config.context_window:,} tokens, "
-            f"replies up to {config.max_tokens:,})",
-            f"**History sent with a question:** up to {config.max_rounds} rounds that fit",
-            f"**System prompt** ({prompt.source}):",
-            quote(prompt.text, 800),
-        ]
-        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+        text = settings_summary(model, prompt, self.service.config)
+        await interaction.response.send_message(text, ephemeral=True)
 
 
 async def setup(bot: ChatBot) -> None:

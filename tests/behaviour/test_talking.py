@@ -206,3 +206,13 @@ async def test_the_conversation_survives_a_restart(world, llm_server, db_path, c
 
     sent = [m["content"] for m in llm_server.requests[-1]["messages"][1:]]
     assert sent == ["[Alice]: remember 42", "echo: [Alice]: remember 42", "[Alice]: what number?"]
+
+
+async def test_other_mentions_reach_the_model_as_names(world, llm_server):
+    llm_server.default = Reply(echo=True)
+
+    await world.alice.send(
+        world.channel, f"{world.bot_mention} what does {world.bob.mention} like?"
+    )
+
+    assert llm_server.requests[-1]["messages"][-1]["content"] == "[Alice]: what does @Bob like?"
