@@ -231,11 +231,16 @@ async def history_growth(url: str, tmp: Path, samples: int, scale: float) -> Row
 
 
 async def fan_out(url: str, tmp: Path, channels: int = 200) -> Row:
-    async with client_for(url) as client, ConversationStore.open(tmp / "fanout.db") as store:
+    # Each side gets its own new client, so neither inherits the other's warm connections.
+    async with (
+        client_for(url) as bare_client,
+        client_for(url) as client,
+        ConversationStore.open(tmp / "fanout.db") as store,
+    ):
         service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
 
         async def bare(c: int) -> None:
-            stream = await client.chat.completions.create(
+            stream = await bare_client.chat.completions.create(
                 model=CONFIG.model,
                 messages=[{"role": "user", "content": f"q{c}"}],
                 stream=True,
