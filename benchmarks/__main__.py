@@ -101,6 +101,13 @@ async def client_for(url: str) -> AsyncIterator[openai.AsyncOpenAI]:
         yield client
 
 
+@asynccontextmanager
+async def chat_service(url: str, database: Path) -> AsyncIterator[ChatService]:
+    """A ChatService over a new client to the stand-in and a store at `database`."""
+    async with client_for(url) as client, ConversationStore.open(database) as store:
+        yield ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+
+
 async def turn(service: ChatService, channel: int, text: str, user: int = 1) -> Answer:
     final = None
     async with aclosing(service.ask(Question(channel, user, f"user{user}", text))) as events:
@@ -121,9 +128,8 @@ async def timed(work: Callable[[], Awaitable[object]]) -> float:
 
 
 async def turn_overhead(url: str, tmp: Path, samples: int) -> Row:
-    async with client_for(url) as client, ConversationStore.open(tmp / "overhead.db") as store:
-        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
-
+    # The baseline uses its own client; both are warmed up before measuring.
+    async with client_for(url) as client, chat_service(url, tmp / "overhead.db") as service:
         # The same prompt a turn sends once a channel has five rounds of history.
         prompt = [{"role": "system", "content": CONFIG.system_prompt}]
         for n in range(CONFIG.max_rounds):
@@ -275,8 +281,7 @@ async def fan_out(url: str, tmp: Path, channels: int = 200) -> Row:
 
 
 async def busy_channel(url: str, tmp: Path, questions: int = 10, latency: float = 0.2) -> Row:
-    async with client_for(url) as client, ConversationStore.open(tmp / "busy.db") as store:
-        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+    async with chat_service(url, tmp / "busy.db") as service:
         started = time.perf_counter()
         await asyncio.gather(*(turn(service, 1, f"q{n}") for n in range(questions)))
         wall = time.perf_counter() - started
@@ -293,8 +298,7 @@ async def busy_channel(url: str, tmp: Path, questions: int = 10, latency: float 
 
 
 async def throughput(url: str, tmp: Path, turns: int, concurrency: int = 32) -> Row:
-    async with client_for(url) as client, ConversationStore.open(tmp / "tput.db") as store:
-        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+    async with chat_service(url, tmp / "tput.db") as service:
         queue = list(range(turns))
 
         async def worker(w: int) -> None:
@@ -316,8 +320,7 @@ async def throughput(url: str, tmp: Path, turns: int, concurrency: int = 32) -> 
 
 
 async def memory(url: str, tmp: Path, channels: int) -> Row:
-    async with client_for(url) as client, ConversationStore.open(tmp / "memory.db") as store:
-        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+    async with chat_service(url, tmp / "memory.db") as service:
         for c in range(50):  # warm up: imports, caches, connection pool
             await turn(service, 10**9 + c, "warm")
         gc.collect()
@@ -420,8 +423,7 @@ async def discord_edge(url: str, tmp: Path, turns: int) -> Row:
 async def profile_turn(url: str, tmp: Path, path: Path) -> None:
     from pyinstrument import Profiler
 
-    async with client_for(url) as client, ConversationStore.open(tmp / "profile.db") as store:
-        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
+    async with chat_service(url, tmp / "profile.db") as service:
         for n in range(20):
             await turn(service, n, "warm")
         profiler = Profiler(async_mode="enabled", interval=0.0002)
