@@ -240,8 +240,9 @@ class ChatService:
         prompt = self._prompt_in_force(settings.prompt)
         system_text = f"{prompt.text}\n\n{SPEAKER_NOTE}" if prompt.text else SPEAKER_NOTE
         system = Message("system", system_text, _count(counter, system_text))
-        asked = Message("user", text, 0, question.author_id, question.author_name)
-        asked = _with_tokens(asked, counter)
+        asked = Message.counted(
+            "user", text, counter.count, question.author_id, question.author_name
+        )
 
         budget = history_budget(
             context_window=self._config.context_window,
@@ -284,7 +285,7 @@ class ChatService:
         answer_text = "".join(parts)
         if not answer_text.strip():
             raise EmptyAnswer("the model finished without writing anything")
-        answer = _with_tokens(Message("assistant", answer_text, 0), counter)
+        answer = Message.counted("assistant", answer_text, counter.count)
         # Commit first, then report: an answer the member sees as complete is always stored.
         await self._store.add_turn(
             TurnRecord(
@@ -296,12 +297,9 @@ class ChatService:
                 completion_tokens=finished.completion_tokens,
             )
         )
-        log.debug(
-            "Answered in channel %s: %d rounds of history, ~%d prompt tokens",
-            channel,
-            len(window),
-            prompt_tokens(system, window, asked),
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            size = prompt_tokens(system, window, asked)
+            log.debug("Answered in channel %s: %d rounds, ~%d tokens", channel, len(window), size)
         yield Answer(
             text=answer_text,
             model=model,
@@ -404,13 +402,3 @@ class ChatService:
 def _count(counter: TokenCounter, text: str) -> int:
     """Counts of system prompts, which repeat on every turn, are memoised."""
     return counter.count(text)
-
-
-def _with_tokens(message: Message, counter: TokenCounter) -> Message:
-    return Message(
-        message.role,
-        message.content,
-        counter.count(message.api_content),
-        message.author_id,
-        message.author_name,
-    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +40,19 @@ class Message:
     tokens: int
     author_id: int | None = None
     author_name: str | None = None
+
+    @classmethod
+    def counted(
+        cls,
+        role: Role,
+        content: str,
+        count: Callable[[str], int],
+        author_id: int | None = None,
+        author_name: str | None = None,
+    ) -> Message:
+        """A message whose `tokens` is `count` of what the model will see of it."""
+        draft = cls(role, content, 0, author_id, author_name)
+        return cls(role, content, count(draft.api_content), author_id, author_name)
 
     @property
     def api_content(self) -> str:
