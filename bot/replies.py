@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
 
 from bot.chat import (
@@ -84,16 +83,13 @@ class StreamedReply(Generic[Handle]):
         self._dirty = False
         self._write_lock = asyncio.Lock()
 
-    @property
-    def messages(self) -> Sequence[Handle]:
-        return [handle for handle, _ in self._sent]
-
     async def add(self, delta: str) -> None:
         """Append a piece of the answer; the first piece is sent at once, later ones paced."""
         self._text += delta
         if self._pacer is None:
-            await self._render(final=False)
+            # Paced from here on, even if this first write fails.
             self._pacer = asyncio.create_task(self._pace(), name="chatlab-reply-pacer")
+            await self._render(final=False)
         else:
             self._dirty = True
 
@@ -106,11 +102,8 @@ class StreamedReply(Generic[Handle]):
     async def fail(self, sentence: str) -> None:
         """End the reply with an explanation instead of an answer."""
         await self._stop_pacer()
-        if self._text:
-            await self._render(final=True, footer=f"\n\n⚠️ {sentence}")
-        else:
-            self._text = ""
-            await self._render(final=True, footer=f"⚠️ {sentence}")
+        separator = "\n\n" if self._text else ""
+        await self._render(final=True, footer=f"{separator}⚠️ {sentence}")
 
     async def notice(self, text: str) -> None:
         """Show a status line (e.g. waiting in the queue) before any answer has arrived."""
