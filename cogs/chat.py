@@ -53,14 +53,15 @@ class ChatCog(commands.Cog):
             return
         assert self.bot.user is not None
         text = _readable(strip_mentions(message.content, self.bot.user.id), message)
-        refusal = self.bot.access.may_use(asker_of(message.author, message.channel))
+        asker = asker_of(message.author, message.channel)
+        refusal = self.bot.access.may_use(asker)
         if refusal is None and not text:
-            await message.reply(HINT.format(name=self.bot.user.display_name), mention_author=False)
+            await _say(message, HINT.format(name=self.bot.user.display_name))
             return
-        refusal = refusal or self.bot.access.admit(asker_of(message.author, message.channel))
+        refusal = refusal or self.bot.access.admit(asker)
         if refusal is not None:
             if not refusal.quiet:
-                await message.reply(refusal.sentence, mention_author=False)
+                await _say(message, refusal.sentence)
             return
 
         reply: StreamedReply[discord.Message] = StreamedReply(ChannelSink(message))
@@ -143,6 +144,14 @@ class ChatCog(commands.Cog):
                     await shown(on_start, courtesy=True)
                 sentence = explain(exc)
                 await shown(lambda: reply.fail(sentence), tries=3)
+
+
+async def _say(message: discord.Message, text: str) -> None:
+    """A short reply (a hint, a refusal); if Discord will not take it, there is no one to tell."""
+    try:
+        await message.reply(text, mention_author=False)
+    except discord.HTTPException as exc:
+        log.debug("Could not reply in channel %s: %s", message.channel.id, exc)
 
 
 def _readable(text: str, message: discord.Message) -> str:
