@@ -88,3 +88,10 @@ async def test_the_invite_url_asks_for_both_scopes_and_only_the_needed_permissio
     assert not granted.administrator and not granted.mention_everyone
     assert not granted.manage_messages and not granted.manage_channels
     assert granted.send_messages and granted.send_messages_in_threads and granted.add_reactions
+
+
+async def test_asking_for_a_sync_pushes_the_tree_globally_even_if_unchanged(world):
+    # What `python -m bot sync` does once logged in.
+    await world.env.bot.sync_commands(force_global=True)
+
+    assert len(global_syncs(world.env)) == 2

@@ -216,3 +216,33 @@ async def test_other_mentions_reach_the_model_as_names(world, llm_server):
     )
 
     assert llm_server.requests[-1]["messages"][-1]["content"] == "[Alice]: what does @Bob like?"
+
+
+async def test_a_long_slash_answer_continues_in_follow_ups(world, llm_server):
+    paragraphs = [f"Part {n}:" + " some words here" * 40 for n in range(8)]
+    llm_server.then(Reply(text="\n\n".join(paragraphs), chunk_size=700))
+
+    result = await world.alice.slash(world.channel, "ask", question="long please")
+
+    shown = [result.response.content] + [f.content for f in result.followups]
+    assert len(shown) >= 3 and all(len(m) <= 2000 for m in shown)
+    assert shown[0].startswith(f"{world.alice.mention} asked:\n> long please\n\n")
+    body = "\n\n".join(shown).split("\n\n", 1)[1]
+    assert body == "\n\n".join(paragraphs)
+
+
+async def test_a_queued_slash_question_says_it_is_waiting(world, llm_server):
+    llm_server.default = Reply(echo=True, latency=0.2)
+    world.env.backend.create_message(world.channel.id, world.bob.id, f"{world.bot_mention} first")
+
+    result = await world.alice.slash(world.channel, "ask", question="second")
+
+    notices = [
+        r.json["content"]
+        for r in world.env.http_requests
+        if r.method == "PATCH" and r.path.endswith("/@original") and r.json
+    ]
+    assert "⏳ Waiting for 1 earlier question in this channel to be answered…" in notices[0]
+    assert result.response.content.endswith("echo: [Alice]: second")
+    asked = [m["messages"][-1]["content"] for m in llm_server.requests]
+    assert asked == ["[Bob]: first", "[Alice]: second"]
