@@ -105,6 +105,38 @@ class OpenAIChatModel:
     def __init__(self, client: openai.AsyncOpenAI, *, answer_deadline: float) -> None:
         self._client = client
         self._deadline = answer_deadline
+        self._ask_usage = True  # until the server turns out to reject `stream_options`
+
+    async def _open(
+        self, body: dict[str, object], deadline: float
+    ) -> openai.AsyncStream[ChatCompletionChunk]:
+        """Start the streamed completion.
+
+        This is the SDK's documented way to send a body as it is. `chat.completions.create`
+        would first walk every message through its TypedDict transforms, a no-op for plain text
+        messages that costs more CPU than all of chatlab's own work on a turn
+        (benchmarks/README.md). Transport, retries, SSE parsing, typed chunks and errors are the
+        SDK's own either way. Some OpenAI-compatible servers (older Azure API versions, some
+        proxies) reject `stream_options`; then it is dropped, for good, and usage goes unreported.
+        """
+        while True:
+            if self._ask_usage:
+                body["stream_options"] = {"include_usage": True}
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await self._client.post(
+                        "/chat/completions",
+                        body=body,
+                        cast_to=ChatCompletion,
+                        stream=True,
+                        stream_cls=openai.AsyncStream[ChatCompletionChunk],
+                    )
+            except openai.BadRequestError as exc:
+                if not (self._ask_usage and "stream_options" in str(exc)):
+                    raise
+                self._ask_usage = False
+                body.pop("stream_options")
+                log.warning("The model server rejects stream_options: usage will be unreported")
 
     async def stream(
         self,
@@ -118,27 +150,17 @@ class OpenAIChatModel:
         deadline = asyncio.get_running_loop().time() + self._deadline
         started = False
         try:
-            async with asyncio.timeout_at(deadline):
-                # The SDK's documented way to send a body as it is. `chat.completions.create`
-                # would first walk every message through its TypedDict transforms, a no-op for
-                # plain text messages that costs more CPU than all of chatlab's own work on a
-                # turn (benchmarks/README.md). Transport, retries, SSE parsing, typed chunks and
-                # errors are the SDK's own either way.
-                response = await self._client.post(
-                    "/chat/completions",
-                    body={
-                        "model": model,
-                        "messages": list(messages),
-                        "max_tokens": max_tokens,
-                        "temperature": temperature,
-                        "top_p": top_p,
-                        "stream": True,
-                        "stream_options": {"include_usage": True},
-                    },
-                    cast_to=ChatCompletion,
-                    stream=True,
-                    stream_cls=openai.AsyncStream[ChatCompletionChunk],
-                )
+            response = await self._open(
+                {
+                    "model": model,
+                    "messages": list(messages),
+                    "max_tokens": max_tokens,
+                    "temperature": temperature,
+                    "top_p": top_p,
+                    "stream": True,
+                },
+                deadline,
+            )
             started = True
             async with response as chunks:
                 finish_reason: str | None = None

@@ -171,3 +171,21 @@ async def test_connection_refused_is_unreachable():
     async with openai.AsyncOpenAI(api_key="sk-test", base_url=url, max_retries=0) as client:
         with pytest.raises(ModelUnreachable):
             await collect(OpenAIChatModel(client, answer_deadline=5))
+
+
+async def test_a_server_that_rejects_stream_options_is_asked_without_them_from_then_on(
+    llm_server, chat_model
+):
+    llm_server.then(
+        Reply(status=400, error_message="Unrecognized request argument supplied: stream_options"),
+        Reply(text="works without usage"),
+        Reply(text="and again"),
+    )
+
+    deltas, finished = await collect(chat_model)
+    again, _ = await collect(chat_model)
+
+    assert "".join(deltas) == "works without usage" and "".join(again) == "and again"
+    assert finished.prompt_tokens is None
+    assert "stream_options" in llm_server.requests[0]
+    assert all("stream_options" not in r for r in llm_server.requests[1:])
