@@ -19,11 +19,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.__main__ import CONFIG, client_for, rss_mb, turn
-from bot.chat import ChatService
-from bot.llm import LLMError, OpenAIChatModel
+from benchmarks.__main__ import chat_service, rss_mb, turn
+from bot.llm import LLMError
 from bot.replies import explain
-from bot.store import ConversationStore
 
 
 async def soak(turns: int, channels: int, failure_rate: float) -> int:
@@ -46,11 +44,7 @@ async def soak(turns: int, channels: int, failure_rate: float) -> int:
         port = int((await asyncio.to_thread(process.stdout.readline)).split()[1])
         url = f"http://127.0.0.1:{port}/v1"
         with tempfile.TemporaryDirectory() as tmp:
-            async with (
-                client_for(url) as client,
-                ConversationStore.open(Path(tmp) / "soak.db") as store,
-            ):
-                service = ChatService(store, OpenAIChatModel(client, answer_deadline=30), CONFIG)
+            async with chat_service(url, Path(tmp) / "soak.db") as service:
                 answered: dict[int, list[str]] = {c: [] for c in range(channels)}
                 failures: Counter[str] = Counter()
                 unexplained: list[BaseException] = []

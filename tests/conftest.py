@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 
 import openai
 import pytest
 
-from bot.chat import ChatConfig, ChatService
+from bot.chat import ChatConfig, ChatService, Question
 from bot.llm import OpenAIChatModel
 from bot.store import ConversationStore
 from tests.fake_openai import FakeOpenAI
@@ -32,6 +33,12 @@ def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
         return _real_connect(self, address)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+async def ask_events(service: ChatService, question: Question) -> list[object]:
+    """Everything `ChatService.ask` yields for one question, the stream properly closed."""
+    async with aclosing(service.ask(question)) as events:
+        return [event async for event in events]
 
 
 def make_config(**overrides: object) -> ChatConfig:

@@ -22,7 +22,7 @@ from bot.chat import (
 from bot.llm import ContextTooLong, EmptyAnswer, Interrupted, RateLimited, Refused
 from bot.store import ConversationStore
 from bot.tokens import counter_for
-from tests.conftest import make_config
+from tests.conftest import ask_events, make_config
 from tests.fake_openai import Reply, context_too_long, rate_limited
 
 
@@ -30,9 +30,7 @@ def ask_of(channel: int = 1, text: str = "hello", *, user: int = 7, name: str = 
     return Question(channel, user, name, text, parent_id=parent)
 
 
-async def run(service: ChatService, question: Question) -> list[object]:
-    async with aclosing(service.ask(question)) as events:
-        return [event async for event in events]
+run = ask_events
 
 
 async def answer(service: ChatService, question: Question) -> Answer:

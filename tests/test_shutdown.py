@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from contextlib import aclosing
 
 import pytest
 
 from bot.__main__ import _stop_on_signals
 from bot.chat import Question, ShuttingDown
+from tests.conftest import ask_events
 
 
 class ClosingBot:
@@ -26,11 +26,7 @@ async def test_sigterm_waits_for_answers_in_flight_then_closes(service, llm_serv
     llm_server.gate.clear()
     question = Question(1, 7, "Ann", "a question in flight")
 
-    async def ask() -> list[object]:
-        async with aclosing(service.ask(question)) as events:
-            return [event async for event in events]
-
-    in_flight = asyncio.create_task(ask())
+    in_flight = asyncio.create_task(ask_events(service, question))
     await llm_server.wait_for_requests(1)
     stopped = _stop_on_signals(bot, service, grace=5)  # type: ignore[arg-type]
     try:
@@ -40,7 +36,7 @@ async def test_sigterm_waits_for_answers_in_flight_then_closes(service, llm_serv
 
         assert not bot.closed.is_set()  # still answering
         with pytest.raises(ShuttingDown):
-            await ask()
+            await ask_events(service, Question(2, 7, "Ann", "a new question"))
         llm_server.gate.set()
         await asyncio.wait_for(stopped, timeout=5)
 
