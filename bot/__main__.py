@@ -2,6 +2,11 @@
 
 python -m bot          run the bot (the Procfile's worker)
 python -m bot sync     push the slash commands to Discord globally, then exit
+
+Start-up fails with one line on stderr (`chatlab: ...`), never a traceback. No secret of the
+settings reaches a log line: the transport loggers that print whole URLs are kept at WARNING, and
+every root handler carries `RedactSecrets`, which replaces each of `Settings.secret_values()` with
+`***` in the message and in the traceback.
 """
 
 from __future__ import annotations
@@ -9,8 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import signal
 import sys
+import traceback
+from collections.abc import Iterable
 
 import discord
 import openai
@@ -19,10 +27,59 @@ from bot.access import AccessPolicy
 from bot.chat import ChatConfig, ChatService
 from bot.client import ChatBot
 from bot.llm import OpenAIChatModel
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, redact_url
 from bot.store import ConversationStore, StoreError
 
 log = logging.getLogger("bot")
+
+# HTTP transport loggers print every request's full URL (credentials of OPENAI_BASE_URL included)
+# at INFO and more at DEBUG: openai 3.x uses httpx2/httpcore2, older versions httpx/httpcore.
+QUIET_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore")
+
+
+class RedactSecrets(logging.Filter):
+    """Replace every secret string with `***` in a record's message, traceback and stack.
+
+    A handler filter runs before the handler's formatter; the traceback is formatted here once,
+    redacted, and kept as `exc_text` (with `exc_info` cleared so no formatter prints it again).
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        kept = sorted({s for s in secrets if s}, key=len, reverse=True)  # longest first
+        self._pattern = re.compile("|".join(map(re.escape, kept))) if kept else None
+
+    def redact(self, text: str) -> str:
+        return self._pattern.sub("***", text) if self._pattern is not None else text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._pattern is None:
+            return True
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        return True
+
+
+def configure_logging(settings: Settings) -> RedactSecrets:
+    """Root logging at LOG_LEVEL (discord.py's format), transports quieted, secrets redacted."""
+    discord.utils.setup_logging(level=getattr(logging, settings.log_level), root=True)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    redactor = RedactSecrets(settings.secret_values())
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
+            handler.addFilter(redactor)
+    return redactor
 
 
 async def run(settings: Settings, *, sync_only: bool = False) -> None:
@@ -35,6 +92,11 @@ async def run(settings: Settings, *, sync_only: bool = False) -> None:
             timeout=settings.request_timeout,
         ) as client,
     ):
+        log.info(
+            "Model server %s, default model %s",
+            redact_url(settings.openai_base_url) or "OpenAI",
+            settings.model,
+        )
         service = ChatService(
             store,
             OpenAIChatModel(client, answer_deadline=settings.answer_deadline),
@@ -46,6 +108,7 @@ async def run(settings: Settings, *, sync_only: bool = False) -> None:
             access=AccessPolicy.from_settings(settings),
             dev_guild_id=settings.dev_guild_id,
             sync_on_start=not sync_only,
+            export_cooldown=settings.export_cooldown_seconds,
         )
         async with bot:
             token = settings.discord_token.get_secret_value()
@@ -96,25 +159,27 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"chatlab: {exc}", file=sys.stderr)
         return 2
-    discord.utils.setup_logging(level=getattr(logging, settings.log_level), root=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # request lines at INFO, every turn
+    redactor = configure_logging(settings)
+
+    def fail(line: str) -> int:
+        print(f"chatlab: {redactor.redact(' '.join(line.split()))}", file=sys.stderr)
+        return 1
+
     try:
         asyncio.run(run(settings, sync_only=args.command == "sync"))
     except StoreError as exc:
-        print(f"chatlab: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc))
     except discord.LoginFailure:
-        print(
-            "chatlab: Discord rejected DISCORD_TOKEN; copy it again from the portal.",
-            file=sys.stderr,
-        )
-        return 1
+        return fail("Discord rejected DISCORD_TOKEN; copy it again from the portal.")
     except discord.PrivilegedIntentsRequired:
-        print("chatlab: an intent the bot asked for is not enabled in the portal.", file=sys.stderr)
-        return 1
+        return fail("an intent the bot asked for is not enabled in the portal.")
+    except discord.HTTPException as exc:  # at start-up: the login or the command sync
+        hint = ""
+        if settings.dev_guild_id is not None and args.command == "run":
+            hint = "; is DEV_GUILD_ID the id of a server the bot has joined?"
+        return fail(f"Discord refused a start-up request ({exc}){hint}")
     except OSError as exc:  # includes aiohttp's connection errors
-        print(f"chatlab: cannot reach Discord ({exc}); check the network.", file=sys.stderr)
-        return 1
+        return fail(f"cannot reach Discord ({exc}); check the network.")
     except KeyboardInterrupt:
         pass
     return 0

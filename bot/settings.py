@@ -1,20 +1,41 @@
 """Every setting chatlab has, read once at start from the environment and an optional `.env`.
 
 Nothing here runs at import time: `load_settings()` is called by the composition root. A wrong or
-missing value becomes one `SettingsError` line naming the variable; secrets are `SecretStr`, so
-they never appear in a repr, a log line or an error message.
+missing value becomes one `SettingsError` line naming the variable, never echoing the value.
+
+Secrets: the token and the API key are `SecretStr`; a URL-valued setting (`OPENAI_BASE_URL`) may
+carry credentials too (`http://user:pass@proxy/v1`, `?api-key=...`), so its repr is redacted and
+`Settings.secret_values()` lists every secret string, for the log filter to replace with `***`.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdList = Annotated[frozenset[int], NoDecode]
 NameList = Annotated[tuple[str, ...], NoDecode]
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+DAY = 86_400.0  # the longest pause or timeout any setting may ask for
+MAX_MODEL_NAME = 100  # Discord offers no longer choice in /model's autocomplete
+
+# Secrets shorter than this are not redacted from logs. Replacing every "ab" or "key" in every log
+# line would make the logs unreadable, and a secret of 1-3 characters protects nothing (it can be
+# guessed in a few thousand tries): an Ollama key set to "x" is a placeholder, not a credential.
+MIN_SECRET_LENGTH = 4
+
+# Query parameters of a URL-valued setting whose values are credentials (`?api-key=`, `?token=`).
+_SECRET_QUERY_NAME = re.compile(r"key|token|secret|pass|pwd|sig|auth|credential", re.IGNORECASE)
+_ID_HINT = (
+    "a whole number from 1 to 2**64-1 (in Discord: Developer Mode, then right-click, Copy ID)"
+)
 
 
 class SettingsError(Exception):
@@ -28,25 +49,26 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         hide_input_in_errors=True,
+        allow_inf_nan=False,  # `inf`/`nan` parse as floats; no setting means either
     )
 
     # Secrets and endpoints
     discord_token: SecretStr = Field(min_length=1)
     openai_api_key: SecretStr = Field(min_length=1)
-    openai_base_url: str | None = None
+    openai_base_url: str | None = Field(default=None, repr=False)  # redacted in __repr_args__
 
     # The model and how it answers
-    model: str = "gpt-4o-mini"
+    model: str = Field(default="gpt-4o-mini", min_length=1, max_length=MAX_MODEL_NAME)
     models: NameList = ()
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=1024, ge=16)
     context_window: int = Field(default=128_000, ge=256)
     max_rounds: int = Field(default=5, ge=0, le=1000)
-    system_prompt: str = Field(default="You are a helpful assistant.", max_length=6000)
+    system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, max_length=6000)
     tokenizer: str | None = None
-    request_timeout: float = Field(default=60.0, gt=0)
-    answer_deadline: float = Field(default=300.0, gt=0)
+    request_timeout: float = Field(default=60.0, gt=0, le=DAY)
+    answer_deadline: float = Field(default=300.0, gt=0, le=DAY)
     max_retries: int = Field(default=2, ge=0, le=10)
 
     # Storage, logging, Discord
@@ -58,35 +80,105 @@ class Settings(BaseSettings):
     allow_dms: bool = True
     allowed_channel_ids: IdList = frozenset()
     allowed_role_ids: IdList = frozenset()
-    user_cooldown_seconds: float = Field(default=0.0, ge=0)
-    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    user_cooldown_seconds: float = Field(default=3.0, ge=0, le=DAY)
+    max_waiting_per_channel: int = Field(default=10, ge=1, le=1000)
+    max_waiting_per_member: int = Field(default=2, ge=1, le=100)
+    export_cooldown_seconds: float = Field(default=60.0, ge=0, le=DAY)
+    notice_interval_seconds: float = Field(default=30.0, ge=1, le=DAY)
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=DAY)
 
-    @field_validator("openai_base_url", "tokenizer", "dev_guild_id", mode="before")
+    @field_validator("openai_base_url", "tokenizer", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            raise ValueError("expected a URL like http://localhost:11434/v1") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL like http://localhost:11434/v1")
+        if parts.query or parts.fragment:
+            # The SDK appends the endpoint's path after it: `/v1/?api-key=Kchat/completions`.
+            raise ValueError(
+                "the openai client cannot use a URL with a query string or a fragment "
+                "(?... or #...); put the key in OPENAI_API_KEY"
+            )
+        return value
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _stripped(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("system_prompt", mode="before")
+    @classmethod
+    def _empty_prompt_is_default(cls, value: object) -> object:
+        # `SYSTEM_PROMPT=` (a blanked line of .env.example) means "no special prompt": the default,
+        # like every other empty setting; an empty system message is no instruction at all.
+        return DEFAULT_SYSTEM_PROMPT if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("dev_guild_id", mode="before")
+    @classmethod
+    def _one_id(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None  # empty: no dev guild
+            return _discord_id(value.strip(), f"expected a Discord server id: {_ID_HINT}")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return _discord_id(str(value), f"expected a Discord server id: {_ID_HINT}")
+        return value
 
     @field_validator("allowed_channel_ids", "allowed_role_ids", mode="before")
     @classmethod
     def _comma_separated_ids(cls, value: object) -> object:
         if isinstance(value, str):
             parts = [part.strip() for part in value.split(",") if part.strip()]
-            if not all(part.isdigit() for part in parts):
-                raise ValueError("expected comma-separated numeric Discord ids")
-            return frozenset(int(part) for part in parts)
+            return frozenset(
+                _discord_id(
+                    part,
+                    f"entry {n} is not a Discord id; expected comma-separated ids, each {_ID_HINT}",
+                )
+                for n, part in enumerate(parts, 1)
+            )
+        if isinstance(value, (set, frozenset, list, tuple)):
+            return frozenset(
+                _discord_id(str(part), f"expected Discord ids, each {_ID_HINT}") for part in value
+            )
         return value
 
     @field_validator("models", mode="before")
     @classmethod
     def _comma_separated_names(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
+            if not value.strip():
+                return ()
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, (list, tuple)):
+            names = tuple(str(part).strip() for part in value)
+            for number, name in enumerate(names, 1):
+                if not name:
+                    raise ValueError(
+                        f"entry {number} is empty; separate model names with single commas"
+                    )
+                if len(name) > MAX_MODEL_NAME:
+                    raise ValueError(f"entry {number} is longer than {MAX_MODEL_NAME} characters")
+            if len(set(names)) != len(names):
+                raise ValueError("a model is listed twice")
+            return names
         return value
 
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
-        level = value.upper()
+        level = value.strip().upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
@@ -103,6 +195,71 @@ class Settings(BaseSettings):
     def selectable_models(self) -> tuple[str, ...]:
         """The models a moderator may choose for a channel (the default first)."""
         return self.models or (self.model,)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret string in the settings, longest first, for redacting logs.
+
+        The token and the API key; of every URL-valued setting, the password (or a username with
+        no password, a token in disguise), as written and percent-decoded, the Basic credentials
+        an HTTP client derives from them, and the values of query parameters named like keys.
+        Strings shorter than `MIN_SECRET_LENGTH` are left out (see there).
+        """
+        found = {self.discord_token.get_secret_value(), self.openai_api_key.get_secret_value()}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name.endswith("_url") and isinstance(value, str):
+                found.update(_url_secrets(value))
+        kept = {secret for secret in found if len(secret) >= MIN_SECRET_LENGTH}
+        return tuple(sorted(kept, key=lambda secret: (-len(secret), secret)))
+
+    def __repr_args__(self) -> Any:
+        yield from super().__repr_args__()
+        yield "openai_base_url", redact_url(self.openai_base_url)
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL with its password (or lone username) and key-like query values replaced by ***."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
+    query = "&".join(
+        f"{name}=***" if _SECRET_QUERY_NAME.search(name) and value else field
+        for field in parts.query.split("&")
+        for name, _, value in [field.partition("=")]
+    )
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def _url_secrets(url: str) -> set[str]:
+    parts = urlsplit(url)
+    found: set[str] = set()
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rpartition("@")[0]
+        user, has_password, password = userinfo.partition(":")
+        secret = password if has_password else user
+        found |= {secret, unquote(secret)}
+        basic = f"{unquote(user)}:{unquote(password)}".encode()
+        found.add(base64.b64encode(basic).decode("ascii"))
+    for field in parts.query.split("&"):
+        name, _, value = field.partition("=")
+        if value and _SECRET_QUERY_NAME.search(unquote(name)):
+            found |= {value, unquote(value), unquote(value.replace("+", " "))}
+    return {secret for secret in found if secret}
+
+
+def _discord_id(text: str, problem: str) -> int:
+    # isdecimal alone accepts "١٢" and int() accepts "1_000"; a snowflake is plain ASCII digits.
+    if not (text.isascii() and text.isdecimal()) or len(text) > 20:
+        raise ValueError(problem)
+    value = int(text)
+    if not 0 < value < 2**64:
+        raise ValueError(problem)
+    return value
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
