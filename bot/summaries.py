@@ -1,17 +1,29 @@
 """What the management commands show: a channel's prompt, history, usage, settings and export.
 
-Pure formatting of what `ChatService` returns, in Discord Markdown, within Discord's limits.
+Pure formatting of what `ChatService` returns, in Discord Markdown, within Discord's limits;
+and the export file, written page by page into a directory the caller owns, never larger than
+the upload limit it is given (see `build_export`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import time
-from collections.abc import Sequence
+import zipfile
+from array import array
+from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.chat import ChannelPrompt, ChatConfig
 from bot.conversation import Round
 from bot.store import PromptChange, StoredMessage, Usage
 from bot.text import DISCORD_LIMIT, one_line, quote
+
+if TYPE_CHECKING:
+    from bot.chat import ResetOutcome
 
 SOURCES = {
     "channel": "set in this channel",
@@ -68,9 +80,14 @@ def settings_summary(model: str, prompt: ChannelPrompt, config: ChatConfig) -> s
     )
 
 
-def export_markdown(channel_id: int, messages: Sequence[StoredMessage]) -> str:
-    """The whole conversation as a Markdown document."""
-    lines = [f"# chatlab conversation in channel {channel_id}", ""]
+def export_header(channel_id: int, note: str | None = None) -> str:
+    """The top of an export file; a partial export says so right under the title."""
+    header = f"# chatlab conversation in channel {channel_id}\n\n"
+    return f"{header}> {note}\n\n" if note else header
+
+
+def export_lines(messages: Iterable[StoredMessage]) -> Iterator[str]:
+    """Each message as a Markdown section: speaker (and their id), time, then the text."""
     for stored in messages:
         message = stored.message
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stored.created_at))
@@ -79,5 +96,177 @@ def export_markdown(channel_id: int, messages: Sequence[StoredMessage]) -> str:
             if message.role == "user"
             else "assistant"
         )
-        lines += [f"## {speaker} — {when}", "", message.content, ""]
-    return "\n".join(lines)
+        yield f"## {speaker} — {when}\n\n{message.content}\n\n"
+
+
+def export_markdown(channel_id: int, messages: Iterable[StoredMessage]) -> str:
+    """A (short) conversation as one Markdown document; /export writes it page by page."""
+    return export_header(channel_id) + "".join(export_lines(messages))
+
+
+# -- the export file ------------------------------------------------------------------------
+
+NOTHING_TO_EXPORT = "No conversation to export yet."
+MIB = 1024 * 1024
+_CHUNK = MIB  # bytes read and deflated at a time
+_ZIP_OVERHEAD = 512  # headers, data descriptor, central directory and end record, with room
+_SAFETY = 0.95  # aim this far under the limit when guessing how much compresses to fit
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFile:
+    """What /export sends: a file of the newest `rounds` of the conversation's `total_rounds`.
+
+    `path` is None when there is nothing to send: the conversation is empty, or not even its
+    newest round fits within `limit` bytes.
+    """
+
+    path: Path | None
+    filename: str
+    rounds: int
+    total_rounds: int
+    limit: int
+
+    @property
+    def whole(self) -> bool:
+        return self.rounds == self.total_rounds
+
+    @property
+    def zipped(self) -> bool:
+        return self.filename.endswith(".zip")
+
+
+def upload_size(limit: int) -> str:
+    """A byte count as Discord states upload limits: '10 MiB', '25 MiB', '0.5 MiB'."""
+    return f"{limit / MIB:,.2f}".rstrip("0").rstrip(".") + " MiB"
+
+
+def partial_note(rounds: int, total_rounds: int, limit: int) -> str:
+    return (
+        f"This export holds the newest {rounds:,} of {total_rounds:,} rounds; the whole "
+        f"conversation is over Discord's upload limit of {upload_size(limit)} here."
+    )
+
+
+def export_message(export: ExportFile) -> str:
+    """The sentence sent with the file: how many rounds it holds, and why not all if not."""
+    rounds = "round" if export.total_rounds == 1 else "rounds"
+    if not export.total_rounds:
+        return NOTHING_TO_EXPORT
+    if export.path is None:
+        return (
+            f"Even the newest round of this conversation is over Discord's upload limit of "
+            f"{upload_size(export.limit)} here, so there is no file to send."
+        )
+    if not export.whole:
+        return partial_note(export.rounds, export.total_rounds, export.limit)
+    if export.zipped:
+        return (
+            f"The whole conversation: {export.total_rounds:,} {rounds}, zipped to fit Discord's "
+            f"upload limit of {upload_size(export.limit)} here."
+        )
+    return f"The whole conversation: {export.total_rounds:,} {rounds}."
+
+
+async def build_export(
+    pages: AsyncIterable[Sequence[StoredMessage]], channel_id: int, directory: Path, limit: int
+) -> ExportFile:
+    """Write the conversation (`pages`, oldest first) into `directory` as a file of at most
+    `limit` bytes: the Markdown if it fits, else that zipped, else the newest rounds that fit,
+    zipped, with a note at the top (see `ExportFile`).
+
+    Memory stays flat: a page at a time is formatted, and files are copied and deflated a chunk
+    at a time, off the event loop. The caller owns `directory` and removes it.
+    """
+    name = f"chatlab-{channel_id}"
+    markdown = directory / f"{name}.md"
+    header = export_header(channel_id).encode()
+    starts = array("q")  # where each round (a question and its answer) starts in the file
+    with open(markdown, "wb") as out:  # noqa: ASYNC230 (a new file; writes go to a thread)
+        size = await asyncio.to_thread(out.write, header)
+        async for page in pages:
+            chunk = bytearray()
+            for stored, block in zip(page, export_lines(page), strict=True):
+                if stored.message.role == "user":
+                    starts.append(size + len(chunk))
+                chunk += block.encode()
+            size += await asyncio.to_thread(out.write, chunk)
+    total = len(starts)
+    if not total:
+        return ExportFile(None, "", 0, 0, limit)
+    if size <= limit:
+        return ExportFile(markdown, markdown.name, total, total, limit)
+
+    zipped = directory / f"{name}.zip"
+    fits, read, written = await asyncio.to_thread(
+        _deflate, markdown, zipped, markdown.name, start=0, prefix=b"", limit=limit
+    )
+    if fits:
+        return ExportFile(zipped, zipped.name, total, total, limit)
+
+    # The newest rounds that fit, zipped: guess how many from how well the text compressed so
+    # far, and shrink the guess until the file fits.
+    newest = directory / f"{name}-newest.zip"
+    ratio = written / max(read, 1)
+    rounds = total
+    while True:
+        prefix = export_header(channel_id, partial_note(rounds, total, limit)).encode()
+        raw_budget = (limit - _ZIP_OVERHEAD) * _SAFETY / ratio - len(prefix)
+        first = bisect.bisect_left(starts, size - raw_budget)  # the oldest round kept
+        rounds = min(total - first, rounds - 1)
+        if rounds <= 0:
+            return ExportFile(None, "", 0, total, limit)
+        prefix = export_header(channel_id, partial_note(rounds, total, limit)).encode()
+        fits, read, written = await asyncio.to_thread(
+            _deflate,
+            markdown,
+            newest,
+            f"{name}-newest.md",
+            start=starts[total - rounds],
+            prefix=prefix,
+            limit=limit,
+        )
+        if fits:
+            return ExportFile(newest, newest.name, rounds, total, limit)
+        ratio = max(ratio, written / max(read, 1)) * 1.1
+
+
+def _deflate(
+    source: Path, target: Path, member: str, *, start: int, prefix: bytes, limit: int
+) -> tuple[bool, int, int]:
+    """Zip `prefix` and `source` from byte `start` on as `member` of a new zip `target`,
+    giving up as soon as the zip outgrows `limit` bytes.
+
+    Returns whether the whole zip fits, the bytes of `source` read and the zip's size.
+    """
+    info = zipfile.ZipInfo(member, date_time=time.localtime()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    large = source.stat().st_size - start + len(prefix) >= zipfile.ZIP64_LIMIT
+    read = 0
+    with (
+        open(target, "wb") as raw,
+        zipfile.ZipFile(raw, "w") as archive,
+        archive.open(info, "w", force_zip64=large) as entry,
+        open(source, "rb") as markdown,
+    ):
+        entry.write(prefix)
+        markdown.seek(start)
+        while chunk := markdown.read(_CHUNK):
+            entry.write(chunk)
+            read += len(chunk)
+            if raw.tell() > limit - _ZIP_OVERHEAD:
+                return False, read, raw.tell()
+    size = target.stat().st_size
+    return size <= limit, read, size
+
+
+def reset_summary(who: str, outcome: ResetOutcome) -> str:
+    """What /reset did, in one public sentence (the caller sends it without pings)."""
+    rounds, dropped = outcome.rounds, outcome.dropped
+    done = [f"forgot {rounds:,} {'round' if rounds == 1 else 'rounds'}"]
+    if dropped:
+        done.append(f"dropped {dropped:,} waiting {'question' if dropped == 1 else 'questions'}")
+    if outcome.stopped:
+        done.append("stopped the answer in progress")
+    return f"{who} reset the conversation: {', '.join(done)}. The system prompt stays."

@@ -8,7 +8,9 @@ reaches them. In a DM, its one member manages their own conversation.
 
 from __future__ import annotations
 
-import io
+import tempfile
+from contextlib import aclosing
+from pathlib import Path
 
 import discord
 from discord import app_commands
@@ -18,9 +20,12 @@ from bot.chat import ChatError
 from bot.client import NO_PINGS, ChatBot
 from bot.replies import explain
 from bot.summaries import (
-    export_markdown,
+    NOTHING_TO_EXPORT,
+    build_export,
+    export_message,
     history_summary,
     prompt_summary,
+    reset_summary,
     settings_summary,
     usage_summary,
 )
@@ -37,6 +42,12 @@ def moderators_only() -> app_commands.check:  # type: ignore[valid-type]
         raise app_commands.MissingPermissions(["manage_messages"])
 
     return app_commands.check(predicate)
+
+
+def _export_cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
+    """One /export per member per EXPORT_COOLDOWN_SECONDS (0: no cooldown)."""
+    seconds = interaction.client.export_cooldown  # type: ignore[attr-defined]
+    return app_commands.Cooldown(1, seconds) if seconds > 0 else None
 
 
 def _where(interaction: discord.Interaction) -> tuple[int, int | None]:
@@ -102,12 +113,10 @@ class ManageCog(commands.Cog):
     @moderators_only()
     async def reset(self, interaction: discord.Interaction) -> None:
         """Forget this channel's conversation history (the system prompt stays)."""
-        forgotten = await self.service.reset(_where(interaction)[0])
-        rounds = "round" if forgotten == 1 else "rounds"
-        await interaction.response.send_message(
-            f"{interaction.user.mention} reset the conversation: forgot {forgotten} {rounds}. "
-            "The system prompt stays.",
-            allowed_mentions=NO_PINGS,
+        await interaction.response.defer()
+        outcome = await self.service.reset(_where(interaction)[0])
+        await interaction.followup.send(
+            reset_summary(interaction.user.mention, outcome), allowed_mentions=NO_PINGS
         )
 
     @app_commands.command(name="model")
@@ -150,21 +159,29 @@ class ManageCog(commands.Cog):
         await interaction.response.send_message(usage_summary(usage), ephemeral=True)
 
     @app_commands.command(name="export")
+    @app_commands.checks.dynamic_cooldown(_export_cooldown, key=lambda i: i.user.id)
     async def export(self, interaction: discord.Interaction) -> None:
         """Download this channel's conversation as a Markdown file, privately."""
         await interaction.response.defer(ephemeral=True, thinking=True)
         channel_id = _where(interaction)[0]
-        messages = await self.service.export(channel_id)
-        if not messages:
-            await interaction.followup.send("No conversation to export yet.", ephemeral=True)
+        if not await self.service.count_rounds(channel_id):
+            await interaction.followup.send(NOTHING_TO_EXPORT, ephemeral=True)
             return
-        document = export_markdown(channel_id, messages)
-        data = io.BytesIO(document.encode("utf-8"))
-        await interaction.followup.send(
-            f"{len(messages) // 2} rounds.",
-            file=discord.File(data, filename=f"chatlab-{channel_id}.md"),
-            ephemeral=True,
-        )
+        # Written page by page to a temporary file, sent from it, and removed in any case.
+        with tempfile.TemporaryDirectory(prefix="chatlab-export-") as directory:
+            async with aclosing(self.service.export_pages(channel_id)) as pages:
+                exported = await build_export(
+                    pages, channel_id, Path(directory), interaction.filesize_limit
+                )
+            if exported.path is None:  # nothing fits, or the channel was reset meanwhile
+                await interaction.followup.send(export_message(exported), ephemeral=True)
+                return
+            with exported.path.open("rb") as data:
+                await interaction.followup.send(
+                    export_message(exported),
+                    file=discord.File(data, filename=exported.filename),
+                    ephemeral=True,
+                )
 
     @app_commands.command(name="info")
     async def info(self, interaction: discord.Interaction) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from simcord.backend.errors import SetupError
 
 from tests.fake_openai import Reply
+from tests.speakers import said
 
 
 async def test_moderators_set_show_and_clear_the_system_prompt(world, llm_server):
@@ -27,7 +30,7 @@ async def test_moderators_set_show_and_clear_the_system_prompt(world, llm_server
 async def test_members_do_not_see_moderator_commands(world):
     visible = set(world.alice.available_commands(world.channel))
 
-    assert visible == {"ask", "export", "history", "info", "usage"}
+    assert visible == {"ask", "export", "history", "info", "stop", "usage"}
     for name in ("reset", "model", "system set", "system show", "system clear"):
         with pytest.raises(SetupError, match="not visible"):
             await world.alice.slash(world.channel, name)
@@ -63,6 +66,52 @@ async def test_reset_says_how_much_it_forgot_and_keeps_the_prompt(world, llm_ser
     assert sent[0]["content"].startswith("Be kind.") and len(sent) == 2
 
 
+async def test_reset_is_acknowledged_before_the_service_does_anything(
+    world, simcord_bot, monkeypatch
+):
+    reset = simcord_bot.service.reset
+
+    async def slow_reset(channel_id):
+        await asyncio.sleep(30)  # virtual: parks until time is advanced
+        return await reset(channel_id)
+
+    monkeypatch.setattr(simcord_bot.service, "reset", slow_reset)
+
+    result = await world.mod.slash(world.channel, "reset")
+    acknowledged_at_once = result.acknowledged
+    await world.env.advance_time(30)
+
+    assert acknowledged_at_once
+    assert "reset the conversation: forgot 0 rounds." in result.response.content
+
+
+async def test_reset_in_a_busy_channel_answers_at_once_and_drops_the_waiting_questions(
+    world, llm_server, service_history
+):
+    await world.alice.send(world.channel, f"{world.bot_mention} an old question")
+    llm_server.gate.clear()  # the next answer is in progress until the gate opens
+    backend = world.env.backend
+    backend.create_message(world.channel.id, world.alice.id, f"{world.bot_mention} long one")
+    await asyncio.wait_for(llm_server.wait_for_requests(2), timeout=5)
+    for n in range(2):
+        backend.create_message(world.channel.id, world.bob.id, f"{world.bot_mention} wait {n}")
+    for _ in range(50):  # until both wait in the queue (a few turns of the loop)
+        if world.env.bot.service.waiting(world.channel.id) == 3:
+            break
+        await asyncio.sleep(0)
+
+    result = await world.mod.slash(world.channel, "reset")
+    llm_server.gate.set()
+    await world.env.settle()
+
+    assert result.response.content == (
+        f"{world.mod.mention} reset the conversation: forgot 1 round, dropped 2 waiting "
+        "questions, stopped the answer in progress. The system prompt stays."
+    )
+    assert len(llm_server.requests) == 2  # the waiting questions never reached the model
+    assert await service_history(world.channel.id) == []
+
+
 async def test_history_is_private_and_shows_who_said_what(world, llm_server):
     llm_server.default = Reply(echo=True)
     await world.alice.send(world.channel, f"{world.bot_mention} about cats")
@@ -73,7 +122,7 @@ async def test_history_is_private_and_shows_who_said_what(world, llm_server):
     assert result.ephemeral
     content = result.response.content
     assert content.index("**Alice:** about cats") < content.index("**Bob:** about dogs")
-    assert "echo: [Bob]: about dogs" in content
+    assert "echo: " + said("Bob", world.bob.id, "about dogs") in content
 
 
 async def test_usage_reports_the_tokens_the_server_counted(world, llm_server):
@@ -98,7 +147,11 @@ async def test_export_sends_the_conversation_as_a_file(world, llm_server):
     (attachment,) = result.response.attachments
     assert attachment.filename == f"chatlab-{world.channel.id}.md"
     data = (await attachment.read()).decode()
-    assert "export me" in data and "echo: [Alice]: export me" in data and "Alice (" in data
+    assert (
+        "export me" in data
+        and "echo: " + said("Alice", world.alice.id, "export me") in data
+        and "Alice (" in data
+    )
 
 
 async def test_moderators_choose_the_channel_model_from_the_configured_list(world, llm_server):
