@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import aclosing
 
 import pytest
@@ -24,6 +25,7 @@ from bot.store import ConversationStore
 from bot.tokens import counter_for
 from tests.conftest import ask_events, make_config
 from tests.fake_openai import Reply, context_too_long, rate_limited
+from tests.speakers import said
 
 
 def ask_of(channel: int = 1, text: str = "hello", *, user: int = 7, name: str = "Ann", parent=None):
@@ -62,7 +64,7 @@ async def test_token_counts_are_stored_once_for_what_the_model_sees(service, llm
 
     (stored,) = await service.history(1, 1)
     counter = counter_for("gpt-4o-mini")
-    assert stored.question.tokens == counter.count("[Ann]: A question?")
+    assert stored.question.tokens == counter.count(said("Ann", 7, "A question?"))
     assert stored.answer.tokens == counter.count("An answer.")
 
 
@@ -77,9 +79,9 @@ async def test_the_prompt_has_system_history_and_speakers(service, llm_server):
     assert messages[0]["role"] == "system"
     assert messages[0]["content"].startswith("Talk like a pirate.")
     assert messages[1:] == [
-        {"role": "user", "content": "[Ann]: hello"},
+        {"role": "user", "content": said("Ann", 1, "hello")},
         {"role": "assistant", "content": "Hi Ann."},
-        {"role": "user", "content": "[Bob]: me too"},
+        {"role": "user", "content": said("Bob", 2, "me too")},
     ]
 
 
@@ -91,9 +93,9 @@ async def test_history_is_capped_by_rounds(store, chat_model, llm_server):
     sent = llm_server.requests[-1]["messages"]
 
     assert [m["content"] for m in sent if m["role"] == "user"] == [
-        "[Ann]: q1",
-        "[Ann]: q2",
-        "[Ann]: q3",
+        said("Ann", 7, "q1"),
+        said("Ann", 7, "q2"),
+        said("Ann", 7, "q3"),
     ]
 
 
@@ -108,8 +110,8 @@ async def test_history_is_capped_by_the_token_budget(store, chat_model, llm_serv
         await answer(service, ask_of(text=f"q{n} " + "word " * 490))
 
     sent = llm_server.requests[-1]["messages"]
-    users = [m["content"][:9] for m in sent if m["role"] == "user"]
-    assert users == ["[Ann]: q2", "[Ann]: q3", "[Ann]: q4"]
+    users = [json.loads(m["content"])["message"][:2] for m in sent if m["role"] == "user"]
+    assert users == ["q2", "q3", "q4"]
     counter = counter_for("gpt-4o-mini")
     prompt_size = sum(counter.count(m["content"]) + 3 for m in sent) + 3
     assert prompt_size <= 3000 - 200
@@ -175,9 +177,9 @@ async def test_context_too_long_drops_the_oldest_round_and_retries(service, llm_
 
     retried = llm_server.requests[-1]["messages"]
     assert [m["content"] for m in retried if m["role"] == "user"] == [
-        "[Ann]: q1",
-        "[Ann]: q2",
-        "[Ann]: q3",
+        said("Ann", 7, "q1"),
+        said("Ann", 7, "q2"),
+        said("Ann", 7, "q3"),
     ]
     assert (final.text, final.rounds_dropped, final.rounds_used) == ("ok now", 1, 2)
 
@@ -210,11 +212,11 @@ async def test_questions_in_one_channel_are_answered_in_order(service, llm_serve
     first_events, second_events = await asyncio.gather(first, second)
 
     assert second_events[0] == Queued(ahead=1)
-    assert first_events[-1].text == "echo: [Ann]: one"
+    assert first_events[-1].text == "echo: " + said("Ann", 7, "one")
     # The second question saw the first turn complete in its history.
     assert llm_server.requests[1]["messages"][1:3] == [
-        {"role": "user", "content": "[Ann]: one"},
-        {"role": "assistant", "content": "echo: [Ann]: one"},
+        {"role": "user", "content": said("Ann", 7, "one")},
+        {"role": "assistant", "content": "echo: " + said("Ann", 7, "one")},
     ]
     assert [r.question.content for r in await service.history(1, 10)] == ["one", "two"]
 
@@ -229,9 +231,9 @@ async def test_different_channels_are_answered_in_parallel(service, llm_server):
     results = await asyncio.gather(*tasks)
 
     assert [r[-1].text for r in results] == [
-        "echo: [Ann]: c1",
-        "echo: [Ann]: c2",
-        "echo: [Ann]: c3",
+        "echo: " + said("Ann", 7, "c1"),
+        "echo: " + said("Ann", 7, "c2"),
+        "echo: " + said("Ann", 7, "c3"),
     ]
 
 
@@ -314,4 +316,4 @@ async def test_conversation_survives_a_restart(db_path, chat_model, llm_server):
         await answer(ChatService(store, chat_model, make_config()), ask_of(text="what number?"))
 
     users = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "user"]
-    assert users == ["[Ann]: remember 42", "[Ann]: what number?"]
+    assert users == [said("Ann", 7, "remember 42"), said("Ann", 7, "what number?")]

@@ -21,6 +21,7 @@ from tests.fake_openai import (
     server_error,
     unauthorized,
 )
+from tests.speakers import said
 
 # A generous liveness guard, not a performance assertion: a fault must end the turn, not hang it.
 BOUNDED = 10.0
@@ -148,7 +149,7 @@ async def test_load_with_random_model_failures_loses_and_interleaves_nothing(sto
                     assert not explain(exc).startswith("Something went wrong"), repr(exc)
                     explained += 1
                     continue
-                assert answer.text == f"echo: [Ann]: {text}"
+                assert answer.text == "echo: " + said("Ann", 1, text)
                 answered[channel].append(text)
 
         await asyncio.gather(*(member(c) for c in range(30)), *(member(c) for c in range(30)))
@@ -158,5 +159,7 @@ async def test_load_with_random_model_failures_loses_and_interleaves_nothing(sto
         stored = await service.history(channel, 100)
         # Every answered turn is stored, whole, in the order it was answered, and no other.
         assert [r.question.content for r in stored] == texts
-        assert all(r.answer.content == f"echo: [Ann]: {r.question.content}" for r in stored)
+        assert all(
+            r.answer.content == f"echo: {said('Ann', 1, r.question.content)}" for r in stored
+        )
     assert service.busy_channels == 0

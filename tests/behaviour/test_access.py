@@ -6,6 +6,7 @@ import pytest
 
 from bot.access import AccessPolicy
 from tests.fake_openai import Reply
+from tests.speakers import said
 
 
 @pytest.mark.parametrize("access", [AccessPolicy(cooldown=30)])
@@ -23,7 +24,11 @@ async def test_the_cooldown_spans_slash_and_mention_and_expires(world, llm_serve
     assert refused.startswith("You're asking too fast; try again in")
     assert slash_refused.ephemeral and "too fast" in slash_refused.response.content
     asked = [m["messages"][-1]["content"] for m in llm_server.requests]
-    assert asked == ["[Alice]: first", "[Bob]: bob is not limited by alice", "[Alice]: later"]
+    assert asked == [
+        said("Alice", world.alice.id, "first"),
+        said("Bob", world.bob.id, "bob is not limited by alice"),
+        said("Alice", world.alice.id, "later"),
+    ]
 
 
 async def test_channel_restriction_holds_for_mentions_and_slash(world, llm_server, simcord_bot):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fake_openai import Reply
+from tests.speakers import said
 
 ODD = {
     "only emoji": "🦊🔥🎉👩‍👩‍👧‍👦",
@@ -25,7 +26,7 @@ async def test_odd_questions_are_answered_and_stored_verbatim(world, llm_server,
     await world.alice.send(world.channel, f"{world.bot_mention} {text}")
 
     sent = llm_server.requests[-1]["messages"][-1]["content"]
-    assert sent == f"[Alice]: {text}"
+    assert sent == said("Alice", world.alice.id, text)
     (stored,) = await world.env.bot.service.history(world.channel.id, 1)
     assert stored.question.content == text
     assert world.bot_messages()[-1].content  # answered

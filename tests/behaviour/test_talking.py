@@ -8,6 +8,7 @@ from bot.access import AccessPolicy
 from bot.store import ConversationStore
 from tests.behaviour.conftest import build_bot
 from tests.fake_openai import Reply
+from tests.speakers import said
 
 
 async def test_ask_defers_at_once_then_streams_the_answer_under_the_quoted_question(
@@ -33,7 +34,7 @@ async def test_a_mention_is_answered_in_a_reply_with_the_mention_stripped(world,
     question = await world.alice.send(world.channel, f"{world.bot_mention} what's up?")
 
     answer = world.channel.last_message
-    assert answer.content == "echo: [Alice]: what's up?"
+    assert answer.content == "echo: " + said("Alice", world.alice.id, "what's up?")
     assert answer.reference.message_id == question.id
     assert world.requests_to("POST", "/typing"), "the typing indicator was shown while waiting"
 
@@ -46,9 +47,9 @@ async def test_several_people_share_the_channel_conversation(world, llm_server):
 
     sent = llm_server.requests[-1]["messages"]
     assert [m["content"] for m in sent[1:]] == [
-        "[Alice]: I like tea",
-        "echo: [Alice]: I like tea",
-        "[Bob]: I prefer coffee",
+        said("Alice", world.alice.id, "I like tea"),
+        "echo: " + said("Alice", world.alice.id, "I like tea"),
+        said("Bob", world.bob.id, "I prefer coffee"),
     ]
 
 
@@ -59,7 +60,9 @@ async def test_replying_to_an_answer_continues_the_conversation(world, llm_serve
 
     await world.bob.send(world.channel, "and a follow-up", reply_to=answer)
 
-    assert world.channel.last_message.content == "echo: [Bob]: and a follow-up"
+    assert world.channel.last_message.content == "echo: " + said(
+        "Bob", world.bob.id, "and a follow-up"
+    )
     assert len(llm_server.requests[-1]["messages"]) == 4
 
 
@@ -95,8 +98,10 @@ async def test_dms_are_a_conversation_of_their_own(world, llm_server):
 
     await world.alice.send_dm("hello privately")
 
-    dm_answer = [m for m in world.env.bot.cached_messages if m.content.endswith("privately")]
-    assert dm_answer and dm_answer[-1].content == "echo: [Alice]: hello privately"
+    dm_answer = [m for m in world.env.bot.cached_messages if m.content.endswith('privately"}')]
+    assert dm_answer and dm_answer[-1].content == "echo: " + said(
+        "Alice", world.alice.id, "hello privately"
+    )
     assert len(llm_server.requests[-1]["messages"]) == 2  # no channel history leaked into the DM
 
 
@@ -119,8 +124,10 @@ async def test_a_thread_is_its_own_conversation_and_inherits_the_prompt(world, l
 
     sent = llm_server.requests[-1]["messages"]
     assert sent[0]["content"].startswith("Answer in French.")
-    assert [m["content"] for m in sent[1:]] == ["[Alice]: thread question"]
-    assert thread.last_message.content == "echo: [Alice]: thread question"
+    assert [m["content"] for m in sent[1:]] == [said("Alice", world.alice.id, "thread question")]
+    assert thread.last_message.content == "echo: " + said(
+        "Alice", world.alice.id, "thread question"
+    )
 
 
 async def test_a_busy_channel_queues_questions_visibly_and_answers_in_order(world, llm_server):
@@ -136,11 +143,14 @@ async def test_a_busy_channel_queues_questions_visibly_and_answers_in_order(worl
     assert world.requests_to("DELETE", f"/messages/{second.id}/reactions/"), "and unmarked"
     assert not world.requests_to("PUT", f"/messages/{first.id}/reactions/")
     answers = [m.content for m in world.bot_messages()]
-    assert answers == ["echo: [Alice]: one", "echo: [Bob]: two"]
+    assert answers == [
+        "echo: " + said("Alice", world.alice.id, "one"),
+        "echo: " + said("Bob", world.bob.id, "two"),
+    ]
     assert [m["content"] for m in llm_server.requests[1]["messages"][1:]] == [
-        "[Alice]: one",
-        "echo: [Alice]: one",
-        "[Bob]: two",
+        said("Alice", world.alice.id, "one"),
+        "echo: " + said("Alice", world.alice.id, "one"),
+        said("Bob", world.bob.id, "two"),
     ]
 
 
@@ -205,7 +215,11 @@ async def test_the_conversation_survives_a_restart(world, llm_server, db_path, c
         await world.alice.send(world.channel, f"{world.bot_mention} what number?")
 
     sent = [m["content"] for m in llm_server.requests[-1]["messages"][1:]]
-    assert sent == ["[Alice]: remember 42", "echo: [Alice]: remember 42", "[Alice]: what number?"]
+    assert sent == [
+        said("Alice", world.alice.id, "remember 42"),
+        "echo: " + said("Alice", world.alice.id, "remember 42"),
+        said("Alice", world.alice.id, "what number?"),
+    ]
 
 
 async def test_other_mentions_reach_the_model_as_names(world, llm_server):
@@ -215,7 +229,9 @@ async def test_other_mentions_reach_the_model_as_names(world, llm_server):
         world.channel, f"{world.bot_mention} what does {world.bob.mention} like?"
     )
 
-    assert llm_server.requests[-1]["messages"][-1]["content"] == "[Alice]: what does @Bob like?"
+    assert llm_server.requests[-1]["messages"][-1]["content"] == said(
+        "Alice", world.alice.id, "what does @Bob like?"
+    )
 
 
 async def test_a_long_slash_answer_continues_in_follow_ups(world, llm_server):
@@ -243,6 +259,6 @@ async def test_a_queued_slash_question_says_it_is_waiting(world, llm_server):
         if r.method == "PATCH" and r.path.endswith("/@original") and r.json
     ]
     assert "⏳ Waiting for 1 earlier question in this channel to be answered…" in notices[0]
-    assert result.response.content.endswith("echo: [Alice]: second")
+    assert result.response.content.endswith("echo: " + said("Alice", world.alice.id, "second"))
     asked = [m["messages"][-1]["content"] for m in llm_server.requests]
-    assert asked == ["[Bob]: first", "[Alice]: second"]
+    assert asked == [said("Bob", world.bob.id, "first"), said("Alice", world.alice.id, "second")]
