@@ -7,12 +7,18 @@ with the finish reason and the usage the server reported (or None when it report
 Every failure is one of the `LLMError` subclasses below, which the Discord edge turns into one
 sentence. A stream that ends without a finish reason is `Interrupted`: the SDK raises nothing for
 that. An overall deadline bounds a whole answer, not only each read.
+
+Whatever a broken or hostile server sends, the stream yields only `str` deltas and one `Finished`,
+or raises an `LLMError`: content that is not text is skipped (the text parts of a list of content
+parts are kept), a usage figure that is not a plausible token count is unreported (None), and a
+chunk of any other shape is `Interrupted`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -164,22 +170,20 @@ class OpenAIChatModel:
             started = True
             async with response as chunks:
                 finish_reason: str | None = None
-                usage = None
+                usage: object = None
                 iterator = aiter(chunks)
                 while True:
                     # The deadline is checked around each read (not across the yield, where the
                     # consumer's own work runs), so it bounds the time the model is waited on.
                     async with asyncio.timeout_at(deadline):
-                        chunk = await anext(iterator, None)
-                    if chunk is None:
+                        chunk = await anext(iterator, _END)
+                    if chunk is _END:
                         break
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices:
-                        if choice.delta is not None and choice.delta.content:
-                            yield choice.delta.content
-                        if choice.finish_reason:
-                            finish_reason = choice.finish_reason
+                    texts, finished, chunk_usage = _read_chunk(chunk)
+                    for text in texts:
+                        yield text
+                    finish_reason = finished or finish_reason
+                    usage = usage if chunk_usage is None else chunk_usage
         except TimeoutError as exc:
             raise ModelTimedOut(f"no complete answer within {self._deadline:g}s") from exc
         except openai.APIConnectionError as exc:
@@ -194,9 +198,81 @@ class OpenAIChatModel:
             raise Interrupted("the stream ended without a finish reason")
         yield Finished(
             finish_reason,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
+            prompt_tokens=_usage_figure(usage, "prompt_tokens"),
+            completion_tokens=_usage_figure(usage, "completion_tokens"),
         )
+
+
+_END = object()  # the stream's end (a chunk may itself be JSON null)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_FIGURE = 2**53  # a token count beyond this is not a count (nor exact as a JSON number)
+
+
+def _read_chunk(chunk: object) -> tuple[list[str], str | None, object]:
+    """The text pieces, finish reason and usage of one chunk, whatever its shape.
+
+    The SDK builds chunks without validating them, so any field may hold any JSON value.
+    Content that is not text is skipped; a chunk whose structure is not a chunk's is Interrupted.
+    """
+    try:
+        if not isinstance(chunk, ChatCompletionChunk):
+            raise TypeError(f"a chunk that is a JSON {type(chunk).__name__}")
+        texts: list[str] = []
+        finish_reason: str | None = None
+        for choice in chunk.choices or ():
+            if choice.delta is not None:
+                texts.extend(_texts(choice.delta.content))
+            if choice.finish_reason:
+                finish_reason = _finish_reason(choice.finish_reason)
+        return texts, finish_reason, chunk.usage
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        log.debug("An unreadable chunk from the model server: %.300r", chunk, exc_info=True)
+        raise Interrupted("the server sent a chunk chatlab cannot read") from exc
+
+
+def _texts(content: object) -> list[str]:
+    """The text in a delta's content: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        pieces = [content]
+    elif content is None:
+        return []
+    elif isinstance(content, list):
+        pieces = [
+            part["text"]
+            for part in content
+            if isinstance(part, dict)
+            and part.get("type") == "text"
+            and isinstance(part.get("text"), str)
+        ]
+        if len(pieces) < len(content):
+            log.debug("Skipped %d content parts that are not text", len(content) - len(pieces))
+    else:
+        log.debug("Skipped a delta whose content is a JSON %s", type(content).__name__)
+        return []
+    # A lone surrogate (JSON allows "\\ud800") is no character: no store or Discord would take it.
+    return [
+        piece if piece.isascii() else _LONE_SURROGATE.sub("\ufffd", piece)
+        for piece in pieces
+        if piece
+    ]
+
+
+def _finish_reason(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    log.debug("A finish reason that is a JSON %s; taken as finished", type(value).__name__)
+    return "unknown"
+
+
+def _usage_figure(usage: object, name: str) -> int | None:
+    """A token count the server reported, or None when it reported none worth believing."""
+    value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+    if value is None:
+        return None
+    if type(value) is int and 0 <= value < _MAX_FIGURE:
+        return value
+    log.debug("Ignored the usage figure %s=%.40r: not a token count", name, value)
+    return None
 
 
 def _translate(exc: openai.OpenAIError, model: str) -> LLMError:

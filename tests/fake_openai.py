@@ -43,6 +43,10 @@ class Reply:
     cut_after: int | None = None  # send this many chunks, then drop the connection
     malformed_after: int | None = None  # send this many chunks, then one that is not JSON
     prompt_tokens: int = 11
+    # A broken or hostile server: `data:` lines sent in place of the text's chunks (a str as it
+    # is, anything else JSON-encoded); and a usage object sent as given, whatever its shape.
+    raw_chunks: list[Any] | None = None
+    usage_override: Any = None
 
 
 def rate_limited(retry_after: str = "1") -> Reply:
@@ -175,7 +179,7 @@ class FakeOpenAI:
         await response.prepare(request)
         created = int(time.time())
 
-        def event(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
+        def event(choices: list[dict[str, Any]], usage: Any = None) -> bytes:
             payload = {
                 "id": "chatcmpl-fake",
                 "object": "chat.completion.chunk",
@@ -187,6 +191,11 @@ class FakeOpenAI:
             return f"data: {json.dumps(payload)}\n\n".encode()
 
         await response.write(event([{"index": 0, "delta": {"role": "assistant", "content": ""}}]))
+        for raw in reply.raw_chunks or []:
+            data = raw if isinstance(raw, str) else json.dumps(raw)
+            await response.write(f"data: {data}\n\n".encode())
+        if reply.raw_chunks is not None:
+            chunks = []
         for number, piece in enumerate(chunks):
             if number == reply.stall_after:
                 await self._hang.wait()
@@ -218,7 +227,9 @@ class FakeOpenAI:
                 "completion_tokens": completion,
                 "total_tokens": reply.prompt_tokens + completion,
             }
-            await response.write(event([], usage))
+            await response.write(
+                event([], usage if reply.usage_override is None else reply.usage_override)
+            )
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response

@@ -189,3 +189,135 @@ async def test_a_server_that_rejects_stream_options_is_asked_without_them_from_t
     assert finished.prompt_tokens is None
     assert "stream_options" in llm_server.requests[0]
     assert all("stream_options" not in r for r in llm_server.requests[1:])
+
+
+# -- a broken or hostile server: whatever it sends, str deltas and one Finished, or an LLMError --
+
+
+def chunk(delta: object = None, **fields: object) -> dict[str, object]:
+    """A chat.completion.chunk as a server would send it (`fields` replace its own)."""
+    payload: dict[str, object] = {
+        "id": "chatcmpl-odd",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": {} if delta is None else delta}],
+    }
+    payload.update(fields)
+    return payload
+
+
+async def test_content_parts_yield_only_their_text(llm_server, chat_model):
+    parts = [
+        {"type": "text", "text": "Hello, "},
+        {"type": "image_url", "image_url": {"url": "data:,"}},
+        {"type": "text", "text": 7},
+        "stray",
+        {"type": "text", "text": "world"},
+    ]
+    llm_server.then(Reply(text="", raw_chunks=[chunk({"content": parts})]))
+
+    deltas, finished = await collect(chat_model)
+
+    assert deltas == ["Hello, ", "world"]
+    assert finished.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("content", [42, 1.5, True, {"text": "x"}, ["x", 1]])
+async def test_content_that_is_not_text_is_skipped(llm_server, chat_model, content):
+    llm_server.then(
+        Reply(text="", raw_chunks=[chunk({"content": content}), chunk({"content": "fine"})])
+    )
+
+    deltas, finished = await collect(chat_model)
+
+    assert deltas == ["fine"]
+    assert finished.finish_reason == "stop"
+
+
+async def test_a_lone_surrogate_becomes_a_replacement_character(llm_server, chat_model):
+    # JSON may escape half of a surrogate pair; such a str cannot be stored or sent on.
+    raw = '{"choices": [{"index": 0, "delta": {"content": "a\\ud83d b"}}]}'
+    llm_server.then(Reply(text="", raw_chunks=[raw]))
+
+    deltas, _ = await collect(chat_model)
+
+    assert deltas == ["a\ufffd b"]
+    assert "".join(deltas).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": 1.5, "completion_tokens": "7"},
+        {"prompt_tokens": -1, "completion_tokens": 10**30},
+        {"prompt_tokens": True, "completion_tokens": [3]},
+        {"prompt_tokens": 2**53, "completion_tokens": {"n": 1}},
+        "lots",
+        [1, 2],
+        7,
+    ],
+)
+async def test_absurd_usage_figures_are_treated_as_unreported(llm_server, chat_model, usage):
+    llm_server.then(Reply(text="fine", usage_override=usage))
+
+    deltas, finished = await collect(chat_model)
+
+    assert "".join(deltas) == "fine"
+    assert finished == Finished("stop", None, None)
+
+
+async def test_sane_usage_figures_next_to_absurd_ones_are_kept(llm_server, chat_model):
+    llm_server.then(
+        Reply(text="fine", usage_override={"prompt_tokens": 2**53 - 1, "completion_tokens": -5})
+    )
+
+    _, finished = await collect(chat_model)
+
+    assert finished == Finished("stop", 2**53 - 1, None)
+
+
+async def test_a_finish_reason_that_is_not_a_string_still_finishes(llm_server, chat_model):
+    odd_finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": 5}]}
+    llm_server.then(
+        Reply(text="", finish_reason=None, raw_chunks=[chunk({"content": "done"}), odd_finish])
+    )
+
+    deltas, finished = await collect(chat_model)
+
+    assert deltas == ["done"]
+    assert isinstance(finished.finish_reason, str)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        chunk(choices="abc"),
+        chunk(choices=[[1, 2]]),
+        chunk(choices={"0": {"delta": {"content": "x"}}}),
+        chunk("a delta that is a string"),
+        chunk([{"content": "x"}]),
+        "[1, 2]",
+        "5",
+        '"just a string"',
+        "null",
+    ],
+)
+async def test_a_chunk_of_another_shape_is_interrupted(llm_server, chat_model, raw):
+    llm_server.then(Reply(text="", raw_chunks=[chunk({"content": "Part"}), raw]))
+
+    with pytest.raises(Interrupted, match="cannot read"):
+        await collect(chat_model)
+
+
+async def test_choices_null_in_a_usage_chunk_is_no_choices(llm_server, chat_model):
+    llm_server.then(
+        Reply(
+            text="",
+            raw_chunks=[chunk({"content": "ok"}), chunk(choices=None)],
+        )
+    )
+
+    deltas, finished = await collect(chat_model)
+
+    assert deltas == ["ok"] and finished.finish_reason == "stop"
