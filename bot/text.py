@@ -15,26 +15,36 @@ _FENCE = re.compile(r"^ {0,3}(`{3,})([^`]*)$")
 _FENCE_RUN = re.compile(r"`{3,}")
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 _ANY_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_NEWLINES = re.compile(r"\n*")
 
 
 def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+    # surrogatepass: a lone surrogate (valid in a Python str, e.g. from JSON) counts as one unit
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _fit(text: str, room: int) -> int:
-    """The longest prefix of `text` (in code points) that is at most `room` UTF-16 units."""
-    if len(text) <= room and text.isascii():
-        return len(text)
-    units = 0
-    for index, char in enumerate(text):
-        units += 2 if ord(char) > 0xFFFF else 1
-        if units > room:
-            return index
-    return len(text)
+    """The longest prefix of `text` (in code points) that is at most `room` UTF-16 units.
+
+    Looks at no more than `room` code points: a code point is one or two units.
+    """
+    head = text[:room]
+    if head.isascii():
+        return len(head)
+    astral = 0  # code points past U+FFFF met so far: two units each
+    for match in _ASTRAL.finditer(head):
+        index = match.start()
+        if index + astral + 2 > room:  # this one does not fit
+            return min(index, room - astral)
+        astral += 1
+    return min(len(head), room - astral)
 
 
 def _fence_after(text: str, fence: str | None) -> str | None:
     """The fence still open at the end of `text`, given the one open at its start."""
+    if "```" not in text:  # no fence line can change anything
+        return fence
     for line in text.split("\n"):
         match = _FENCE.match(line)
         if not match:
@@ -52,7 +62,10 @@ def _ticks(fence: str) -> str:
 
 
 def _cut(text: str, room: int) -> int:
-    """Where to cut `text` so the first part is at most `room` units: the best boundary."""
+    """Where to cut `text` so the first part is at most `room` units: the best boundary.
+
+    Reads at most `room + 1` code points of `text`, so the caller may pass a window.
+    """
     hard = _fit(text, room)
     if hard >= len(text):
         return len(text)
@@ -66,23 +79,30 @@ def _cut(text: str, room: int) -> int:
     return max(hard, 1)
 
 
-def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
-    """Split `text` into chunks of at most `limit` UTF-16 units, fences closed and reopened."""
+def split_message(
+    text: str, limit: int = DISCORD_LIMIT, *, max_chunks: int | None = None
+) -> list[str]:
+    """Split `text` into chunks of at most `limit` UTF-16 units, fences closed and reopened.
+
+    With `max_chunks`, stop once that many chunks are made (the rest of `text` is not read).
+    Linear in the length of what is read: the text is walked by index, never re-sliced whole.
+    """
     if limit < 64:
         raise ValueError("limit too small to hold a fence and some text")
     chunks: list[str] = []
     fence: str | None = None
-    rest = text
-    while rest:
+    start, end = 0, len(text)
+    while start < end and (max_chunks is None or len(chunks) < max_chunks):
         opening = f"{fence}\n" if fence else ""
         # Room for the text, keeping space to close a fence that may be open at the cut
         # (with as many backticks as it was opened with).
-        runs = [len(run) for run in _FENCE_RUN.findall(rest[: limit + 1])]
+        runs = [len(run) for run in _FENCE_RUN.findall(text, start, start + limit + 1)]
         if fence:
             runs.append(len(_ticks(fence)))
         room = limit - utf16_len(opening) - (1 + max(runs) if runs else 0)
-        cut = len(rest) if utf16_len(rest) <= room else _cut(rest, room)
-        body, rest = rest[:cut], rest[cut:]
+        cut = _cut(text[start : start + room + 1], room)
+        body = text[start : start + cut]
+        start += cut
         fence_at_end = _fence_after(body, fence)
         chunk = (opening + body).rstrip()  # Discord trims message edges anyway
         if fence_at_end is not None:
@@ -90,9 +110,20 @@ def split_message(text: str, limit: int = DISCORD_LIMIT) -> list[str]:
         if chunk.strip():
             chunks.append(chunk)
         fence = fence_at_end
-        if rest and fence is None:
-            rest = rest.lstrip("\n")
-    return chunks or ([text] if text else [])
+        if fence is None:
+            start = _NEWLINES.match(text, start).end()  # type: ignore[union-attr]
+    if chunks or not text:
+        return chunks
+    return [text[: _fit(text, limit)]]  # only whitespace: one chunk, as Discord would trim it
+
+
+def closing_fence(text: str) -> str:
+    """What closes a code block left open at the end of `text` (a newline and its backticks).
+
+    Empty when no block is open. For a note under an answer that was cut inside a block.
+    """
+    fence = _fence_after(text, None)
+    return "" if fence is None else "\n" + _ticks(fence)
 
 
 def strip_mentions(content: str, user_id: int) -> str:

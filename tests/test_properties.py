@@ -41,7 +41,9 @@ def open_fence_at_end(chunk: str) -> bool:
 
 pieces = st.one_of(
     st.text(min_size=0, max_size=300),
-    st.sampled_from(["```", "```python", "```js", "\n", "\n\n", " ", "````", "~~~", "`"]),
+    st.sampled_from(
+        ["```", "```python", "```js", "\n", "\n\n", " ", "````", "~~~", "`", "\ud83e", "\udd8a"]
+    ),
     st.text(alphabet="ab \n`", min_size=0, max_size=80),
     st.text(alphabet="🦊é日\u200b\u202e\x00 \n", min_size=0, max_size=50),
 )
@@ -83,6 +85,14 @@ def test_text_without_fences_splits_only_on_boundaries_where_it_can(text):
     chunks = split_message(text, 500)
 
     assert re.sub(r"\s+", "", "".join(chunks)) == re.sub(r"\s+", "", text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.integers(min_value=64, max_value=2000), st.integers(min_value=1, max_value=4))
+def test_max_chunks_gives_the_first_chunks_of_the_whole_split(text, limit, max_chunks):
+    whole = split_message(text, limit)
+
+    assert split_message(text, limit, max_chunks=max_chunks) == whole[:max_chunks]
 
 
 # -- the window ------------------------------------------------------------------------------

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bot.text import quote, readable_mentions, split_message, strip_mentions, utf16_len
+import pytest
+
+import bot.text
+from bot.text import (
+    closing_fence,
+    quote,
+    readable_mentions,
+    split_message,
+    strip_mentions,
+    utf16_len,
+)
 
 
 def test_short_text_is_one_chunk():
@@ -31,6 +41,63 @@ def test_limits_count_utf16_units_as_discord_does():
     chunks = split_message("🦊" * 1500, 2000)  # each fox is two UTF-16 units
 
     assert [utf16_len(c) for c in chunks] == [2000, 1000]
+
+
+@pytest.fixture
+def characters_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many characters the splitter measures and searches for cuts, per call."""
+    read: list[int] = []
+    cut, length = bot.text._cut, bot.text.utf16_len
+
+    def counted_cut(text: str, room: int) -> int:
+        read.append(len(text))
+        return cut(text, room)
+
+    def counted_length(text: str) -> int:
+        read.append(len(text))
+        return length(text)
+
+    monkeypatch.setattr(bot.text, "_cut", counted_cut)
+    monkeypatch.setattr(bot.text, "utf16_len", counted_length)
+    return read
+
+
+def test_splitting_reads_the_text_a_bounded_number_of_times(characters_read):
+    text = ("word " * 300 + "\n\n") * 400  # 600 KB, 300 chunks: quadratic work would show
+
+    chunks = split_message(text)
+
+    assert len(chunks) >= 300
+    assert sum(characters_read) <= 2 * len(text)
+    assert max(characters_read) <= 2001  # a window of the text, never the whole remainder
+
+
+def test_max_chunks_stops_early_and_reads_only_what_it_needs(characters_read):
+    text = "```python\n" + "x = 1  # a line of code\n" * 400_000  # 10 MB
+
+    first = split_message(text, 2000, max_chunks=3)
+
+    assert sum(characters_read) <= 3 * (2001 + 20)  # three windows and three fence openings
+    assert first == split_message(text[:10_000], 2000)[:3]
+    assert len(first) == 3 and all(c.startswith("```python\n") for c in first)
+
+
+def test_lone_surrogates_are_split_without_error():
+    # Valid in a Python str (JSON can carry them); one UTF-16 unit each.
+    chunks = split_message("a\ud83d" * 3000, 2000)
+
+    assert [utf16_len(c) for c in chunks] == [2000, 2000, 2000]
+
+
+def test_whitespace_only_text_longer_than_the_limit_still_fits():
+    assert all(utf16_len(c) <= 100 for c in split_message(" " * 5000, 100))
+
+
+def test_the_fence_left_open_at_the_end_is_closed_with_as_many_backticks():
+    assert closing_fence("```py\nx = 1") == "\n```"
+    assert closing_fence("text\n````\nx\n```") == "\n````"
+    assert closing_fence("```py\nx = 1\n```\nafter") == ""
+    assert closing_fence("no code at all") == ""
 
 
 def test_only_the_bots_mentions_are_stripped():
