@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import DEFAULT_SYSTEM_PROMPT, Settings, SettingsError, load_settings
 
 REQUIRED = {"DISCORD_TOKEN": "discord-secret-123", "OPENAI_API_KEY": "sk-secret-456"}
 
@@ -87,3 +88,211 @@ def test_bad_id_lists_are_refused(monkeypatch):
 
     with pytest.raises(SettingsError, match="ALLOWED_ROLE_IDS is invalid"):
         load_settings(None)
+
+
+def required(monkeypatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+
+
+def one_line_error(env_file: Path | None = None, **overrides: object) -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file, **overrides)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+FLOAT_SETTINGS = [
+    name.upper() for name, field in Settings.model_fields.items() if field.annotation is float
+]
+
+
+def test_every_float_setting_is_checked_here():
+    assert "USER_COOLDOWN_SECONDS" in FLOAT_SETTINGS and len(FLOAT_SETTINGS) >= 7
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity"])
+@pytest.mark.parametrize("name", FLOAT_SETTINGS)
+def test_no_float_setting_may_be_infinite_or_nan(monkeypatch, name, value):
+    # USER_COOLDOWN_SECONDS=inf used to crash on a member's second question (round(inf)).
+    required(monkeypatch)
+    monkeypatch.setenv(name, value)
+
+    assert one_line_error() == f"{name} is invalid: Input should be a finite number"
+
+
+def test_the_cooldown_is_capped_at_a_day(monkeypatch):
+    required(monkeypatch)
+    monkeypatch.setenv("USER_COOLDOWN_SECONDS", "86401")
+
+    assert one_line_error().startswith("USER_COOLDOWN_SECONDS is invalid: Input should be less")
+    monkeypatch.setenv("USER_COOLDOWN_SECONDS", "86400")
+    assert load_settings(None).user_cooldown_seconds == 86400
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "my-server",
+        "12 # dev",  # a comment is part of the value in the environment
+        "0",
+        "-5",
+        "1234567890123456789012345",  # 25 digits: discord.Object raised on it
+        str(2**64),
+        "1_000",
+        "12.0",
+        "1e5",
+        "١٢٣",  # digits int() accepts, Discord does not
+        "9" * 5000,
+    ],
+)
+def test_a_dev_guild_id_that_is_not_a_discord_id_is_one_line(monkeypatch, value):
+    required(monkeypatch)
+    monkeypatch.setenv("DEV_GUILD_ID", value)
+
+    message = one_line_error()
+
+    assert message.startswith("DEV_GUILD_ID is invalid: expected a Discord server id")
+    assert value not in message and len(message) < 200
+
+
+def test_dev_guild_ids_from_the_dotenv_file(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DISCORD_TOKEN=t\nOPENAI_API_KEY=k\nDEV_GUILD_ID= 42 # my test server\n")
+    assert load_settings(env_file).dev_guild_id == 42  # python-dotenv drops the comment
+    env_file.write_text("DISCORD_TOKEN=t\nOPENAI_API_KEY=k\nDEV_GUILD_ID=my test server\n")
+    assert one_line_error(env_file).startswith("DEV_GUILD_ID is invalid")
+    env_file.write_text(f"DISCORD_TOKEN=t\nOPENAI_API_KEY=k\nDEV_GUILD_ID={2**64 - 1}\n")
+    assert load_settings(env_file).dev_guild_id == 2**64 - 1
+
+
+@pytest.mark.parametrize("value", ["1,0", "1,-2", f"1,{2**64}", "1,١٢", "1,²"])
+def test_id_lists_hold_only_discord_ids(monkeypatch, value):
+    required(monkeypatch)
+    monkeypatch.setenv("ALLOWED_CHANNEL_IDS", value)
+
+    assert one_line_error().startswith(
+        "ALLOWED_CHANNEL_IDS is invalid: entry 2 is not a Discord id"
+    )
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_model_is_refused(monkeypatch, value):
+    required(monkeypatch)
+    monkeypatch.setenv("MODEL", value)
+
+    assert one_line_error().startswith("MODEL is invalid: String should have at least 1 character")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("gpt-4o-mini,,gpt-4.1", "entry 2 is empty"),
+        ("gpt-4o-mini, ,gpt-4.1", "entry 2 is empty"),
+        ("gpt-4o-mini,gpt-4.1,", "entry 3 is empty"),
+        ("gpt-4o-mini,gpt-4o-mini", "a model is listed twice"),
+        ("gpt-4o-mini," + "m" * 101, "entry 2 is longer than 100 characters"),
+    ],
+)
+def test_bad_model_lists_are_refused(monkeypatch, value, problem):
+    required(monkeypatch)
+    monkeypatch.setenv("MODELS", value)
+
+    assert one_line_error() == f"MODELS is invalid: {problem}" + (
+        "; separate model names with single commas" if "empty" in problem else ""
+    )
+
+
+def test_model_names_are_trimmed(monkeypatch):
+    required(monkeypatch)
+    monkeypatch.setenv("MODEL", " gpt-4.1 ")
+    monkeypatch.setenv("MODELS", " gpt-4o-mini , gpt-4.1 ")
+
+    settings = load_settings(None)
+
+    assert settings.model == "gpt-4.1" and settings.models == ("gpt-4o-mini", "gpt-4.1")
+
+
+@pytest.mark.parametrize("value", ["", "  \n "])
+def test_an_empty_system_prompt_means_the_default(monkeypatch, value):
+    required(monkeypatch)
+    monkeypatch.setenv("SYSTEM_PROMPT", value)
+
+    assert load_settings(None).system_prompt == DEFAULT_SYSTEM_PROMPT
+
+
+def test_the_base_url_password_is_in_no_repr_and_no_error(monkeypatch):
+    required(monkeypatch)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://proxy-user:pa55-w0rd@proxy.local:8080/v1")
+
+    settings = load_settings(None)
+
+    assert settings.openai_base_url == "http://proxy-user:pa55-w0rd@proxy.local:8080/v1"
+    for text in (repr(settings), str(settings)):
+        assert "pa55-w0rd" not in text
+        assert "openai_base_url='http://proxy-user:***@proxy.local:8080/v1'" in text
+    assert "pa55-w0rd" in settings.secret_values()
+    monkeypatch.setenv("MAX_ROUNDS", "lots")
+    assert "pa55-w0rd" not in one_line_error()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:pa55-w0rd@proxy.local:port/v1",
+        "ftp://user:pa55-w0rd@proxy.local/v1",
+        "http://proxy.local/v1?api-key=pa55-w0rd",
+        "http://[user:pa55-w0rd@proxy.local/v1",
+    ],
+)
+def test_a_bad_base_url_is_refused_without_echoing_it(monkeypatch, url):
+    required(monkeypatch)
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+
+    message = one_line_error()
+
+    assert message.startswith("OPENAI_BASE_URL is invalid") and "pa55-w0rd" not in message
+
+
+def test_the_limits_have_safe_defaults():
+    settings = load_settings(None, **{k.lower(): v for k, v in REQUIRED.items()})
+
+    assert settings.user_cooldown_seconds == 3
+    assert settings.max_waiting_per_channel == 10 and settings.max_waiting_per_member == 2
+    assert settings.export_cooldown_seconds == 60 and settings.notice_interval_seconds == 30
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MAX_WAITING_PER_CHANNEL", "0"),
+        ("MAX_WAITING_PER_CHANNEL", "1001"),
+        ("MAX_WAITING_PER_MEMBER", "0"),
+        ("MAX_WAITING_PER_MEMBER", "101"),
+        ("EXPORT_COOLDOWN_SECONDS", "-1"),
+        ("EXPORT_COOLDOWN_SECONDS", "86401"),
+        ("NOTICE_INTERVAL_SECONDS", "0"),
+        ("USER_COOLDOWN_SECONDS", "-1"),
+    ],
+)
+def test_limits_out_of_range_are_refused(monkeypatch, name, value):
+    required(monkeypatch)
+    monkeypatch.setenv(name, value)
+
+    assert one_line_error().startswith(f"{name} is invalid")
+
+
+def test_the_example_file_lists_every_setting_with_a_valid_default(tmp_path):
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    names = {
+        line.split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+
+    assert names == {name.upper() for name in Settings.model_fields}
+    filled = example.read_text().replace("DISCORD_TOKEN=\n", "DISCORD_TOKEN=t\n")
+    env_file = tmp_path / ".env"
+    env_file.write_text(filled.replace("OPENAI_API_KEY=\n", "OPENAI_API_KEY=k\n"))
+    assert load_settings(env_file) == load_settings(None, discord_token="t", openai_api_key="k")
