@@ -6,6 +6,11 @@ reply is re-rendered at most once per `interval` seconds (a timer per reply, not
 so each of its messages is edited at most that often. Past the message limit the answer
 continues in a new message, split by `split_message` (code fences closed and reopened). While
 the answer grows the last message carries an in-progress marker; the final render removes it.
+
+At most `max_messages` messages are shown, and a render splits only what they can hold, so an
+answer of any length (a server that ignores max_tokens) costs each render the same bounded work.
+An answer that ends without being kept (`fail`, `stopped`) leaves its shown words on screen,
+marked as not kept, above the reason.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from bot.llm import (
     Refused,
 )
 from bot.store import StorageFull, StoreError
-from bot.text import DISCORD_LIMIT, split_message
+from bot.text import DISCORD_LIMIT, closing_fence, split_message, utf16_len
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,12 @@ EDIT_INTERVAL = 1.0
 # An answer longer than this many messages is not posted in full: a channel is not a file.
 MAX_MESSAGES = 8
 TOO_LONG_NOTE = "\n-# The answer is too long to show here in full; /export has all of it."
+SHOWN_IN_PART_NOTE = "\n-# The answer is too long to show here in full."
+CUT_OFF_NOTE = "-# ✂️ Cut off — these words were not kept in the conversation."
+STOPPED_MARK = "⏹️"
+CUT_NOTE = (
+    "The model server kept writing past the reply limit; I cut the answer at {chars:,} characters."
+)
 
 
 Handle = TypeVar("Handle")
@@ -63,6 +74,13 @@ class ReplySink(Protocol[Handle]):
 
 
 class StreamedReply(Generic[Handle]):
+    """One answer on screen, however long the model makes it.
+
+    A render shows at most `max_messages` messages, so only the answer's beginning is kept here
+    (enough to fill them, and one more to know there is more): an answer of any length costs a
+    render the same bounded work, and an append costs no more than that beginning.
+    """
+
     def __init__(
         self,
         sink: ReplySink[Handle],
@@ -77,7 +95,10 @@ class StreamedReply(Generic[Handle]):
         self._interval = interval
         self._limit = limit
         self._max_messages = max_messages
-        self._text = ""
+        # Each message holds at most `limit` characters of the answer: a render never needs more.
+        self._keep = (max_messages + 1) * limit
+        self._head = ""  # the answer's first `_keep` characters
+        self._more = False  # the answer is longer than `_head`
         self._sent: list[tuple[Handle, str]] = []
         self._pacer: asyncio.Task[None] | None = None
         self._dirty = False
@@ -85,7 +106,11 @@ class StreamedReply(Generic[Handle]):
 
     async def add(self, delta: str) -> None:
         """Append a piece of the answer; the first piece is sent at once, later ones paced."""
-        self._text += delta
+        if self._more:
+            return  # nothing more could be shown
+        room = self._keep - len(self._head)
+        self._head += delta[:room]
+        self._more = len(delta) > room
         if self._pacer is None:
             # Paced from here on, even if this first write fails.
             self._pacer = asyncio.create_task(self._pace(), name="chatlab-reply-pacer")
@@ -96,20 +121,36 @@ class StreamedReply(Generic[Handle]):
     async def finish(self, text: str, footer: str = "") -> None:
         """Render the complete answer (authoritative over what was streamed), marker removed."""
         await self._stop_pacer()
-        self._text = text
+        self._head, self._more = text[: self._keep], len(text) > self._keep
         await self._render(final=True, footer=footer)
 
     async def fail(self, sentence: str) -> None:
-        """End the reply with an explanation instead of an answer."""
+        """End the reply with an explanation instead of an answer.
+
+        Words already shown stay, marked as not kept: the conversation does not hold them.
+        """
         await self._stop_pacer()
-        separator = "\n\n" if self._text else ""
-        await self._render(final=True, footer=f"{separator}⚠️ {sentence}")
+        await self._render_ended(CUT_OFF_NOTE, f"⚠️ {sentence}")
+
+    async def stopped(self, note: str) -> None:
+        """End the reply because a member stopped it: what was shown stays, marked with `note`."""
+        await self._stop_pacer()
+        await self._render_ended(f"-# {STOPPED_MARK} {note}", "")
 
     async def notice(self, text: str) -> None:
         """Show a status line (e.g. waiting in the queue) before any answer has arrived."""
-        if not self._text:
+        if not self._head:
             async with self._write_lock:
                 await self._write([self._header + text])
+
+    async def _render_ended(self, mark: str, sentence: str) -> None:
+        """The final render of an answer that was not kept: `mark` under any words shown."""
+        if self._head.strip():
+            footer = f"\n{mark}" + (f"\n\n{sentence}" if sentence else "")
+        else:
+            self._head, self._more = "", False
+            footer = sentence or mark
+        await self._render(final=True, footer=footer, too_long=SHOWN_IN_PART_NOTE)
 
     async def _pace(self) -> None:
         while True:  # one timer per streaming reply; it renders only when the text grew
@@ -129,13 +170,25 @@ class StreamedReply(Generic[Handle]):
                 log.warning("A streaming update failed; the final render will retry", exc_info=True)
             self._pacer = None
 
-    async def _render(self, *, final: bool, footer: str = "") -> None:
+    async def _render(
+        self, *, final: bool, footer: str = "", too_long: str = TOO_LONG_NOTE
+    ) -> None:
         marker = "" if final else IN_PROGRESS
-        chunks = split_message(self._header + self._text + footer, self._limit - len(marker))
-        if len(chunks) > self._max_messages:
-            chunks = chunks[: self._max_messages]
-            room = self._limit - len(marker) - len(TOO_LONG_NOTE)
-            chunks[-1] = split_message(chunks[-1], room)[0] + TOO_LONG_NOTE
+        room = self._limit - utf16_len(marker)
+        text = self._header + self._head
+        chunks: list[str] = []
+        if not self._more:
+            if footer:  # a footer under an answer cut inside a code block goes below the block
+                text += closing_fence(text)
+            chunks = split_message(text + footer, room, max_chunks=self._max_messages + 1)
+        if self._more or len(chunks) > self._max_messages:
+            chunks = split_message(text, room, max_chunks=self._max_messages)
+            tail = too_long + footer
+            chunks[-1] = split_message(chunks[-1], room - utf16_len(tail), max_chunks=1)[0] + tail
+        if not chunks:
+            if final:
+                return
+            chunks = [""]
         if marker:
             chunks[-1] += marker
         async with self._write_lock:
@@ -167,6 +220,11 @@ def answer_footer(answer: Answer, max_tokens: int) -> str:
             f"I left out the {answer.rounds_dropped} oldest {rounds} to fit the model's context."
         )
     return "\n" + "".join(f"\n-# {note}" for note in notes) if notes else ""
+
+
+def cut_note(chars: int) -> str:
+    """The line under an answer chatlab cut at `chars` characters (`-# `, like answer_footer's)."""
+    return "\n-# " + CUT_NOTE.format(chars=chars)
 
 
 def explain(error: BaseException) -> str:
