@@ -58,7 +58,7 @@ async def test_a_huge_streamed_answer_costs_each_render_bounded_work(split_work)
     await reply.finish(answer)
 
     assert len(answer) > 10_000_000
-    assert len(split_work) >= 20  # it did render while streaming
+    assert len(split_work) >= 3  # the first words, at least one paced render, the final one
     assert max(split_work) <= (MAX_MESSAGES + 2) * DISCORD_LIMIT
     assert len(screen.messages) == MAX_MESSAGES
     assert screen.messages[-1].endswith("/export has all of it.")
