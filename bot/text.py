@@ -15,7 +15,6 @@ _FENCE = re.compile(r"^ {0,3}(`{3,})([^`]*)$")
 _FENCE_RUN = re.compile(r"`{3,}")
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 _ANY_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _NEWLINES = re.compile(r"\n*")
 
 
@@ -30,15 +29,17 @@ def _fit(text: str, room: int) -> int:
     Looks at no more than `room` code points: a code point is one or two units.
     """
     head = text[:room]
-    if head.isascii():
+    if head.isascii() or utf16_len(head) <= room:
         return len(head)
-    astral = 0  # code points past U+FFFF met so far: two units each
-    for match in _ASTRAL.finditer(head):
-        index = match.start()
-        if index + astral + 2 > room:  # this one does not fit
-            return min(index, room - astral)
-        astral += 1
-    return min(len(head), room - astral)
+    # Some code points take two units: search for the cut (a prefix of room // 2 always fits).
+    low, high = room // 2, len(head)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if utf16_len(head[:middle]) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _fence_after(text: str, fence: str | None) -> str | None:
