@@ -128,12 +128,10 @@ class Settings(BaseSettings):
     @field_validator("dev_guild_id", mode="before")
     @classmethod
     def _one_id(cls, value: object) -> object:
-        if isinstance(value, str):
-            if not value.strip():
-                return None  # empty: no dev guild
-            return _discord_id(value.strip(), f"expected a Discord server id: {_ID_HINT}")
-        if isinstance(value, int) and not isinstance(value, bool):
-            return _discord_id(str(value), f"expected a Discord server id: {_ID_HINT}")
+        if isinstance(value, str) and not value.strip():
+            return None  # empty: no dev guild
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return _discord_id(str(value).strip(), f"expected a Discord server id: {_ID_HINT}")
         return value
 
     @field_validator("allowed_channel_ids", "allowed_role_ids", mode="before")

@@ -89,6 +89,7 @@ def test_secrets_stay_out_of_debug_output_even_when_start_up_fails(tmp_path):
         tmp_path,
         DISCORD_TOKEN="MTAx.FAKE-DISCORD-TOKEN.secret",
         OPENAI_API_KEY="sk-FAKE-KEY-secret",
+        OPENAI_BASE_URL="http://proxy-user:FAKE-PASSWORD@127.0.0.1:9/v1",
         LOG_LEVEL="DEBUG",
         DATABASE_PATH=str(tmp_path / "chatlab.db"),
     )
@@ -97,6 +98,8 @@ def test_secrets_stay_out_of_debug_output_even_when_start_up_fails(tmp_path):
     assert result.returncode == 1  # no network here: Discord cannot be reached
     assert "cannot reach Discord" in output or "rejected DISCORD_TOKEN" in output
     assert "FAKE-DISCORD-TOKEN" not in output and "FAKE-KEY" not in output
+    assert "Model server http://proxy-user:***@127.0.0.1:9/v1" in output
+    assert "FAKE-PASSWORD" not in output
 
 
 def test_a_dev_guild_id_that_is_not_a_discord_id_stops_sync_with_one_line(tmp_path):
