@@ -15,7 +15,7 @@ from array import array
 from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from bot.chat import ChannelPrompt, ChatConfig
 from bot.conversation import Round
@@ -111,6 +111,7 @@ MIB = 1024 * 1024
 _CHUNK = MIB  # bytes read and deflated at a time
 _ZIP_OVERHEAD = 512  # headers, data descriptor, central directory and end record, with room
 _SAFETY = 0.95  # aim this far under the limit when guessing how much compresses to fit
+_PROJECT_AFTER = 8 * MIB  # read this much before judging from the ratio so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +138,9 @@ class ExportFile:
 
 
 def upload_size(limit: int) -> str:
-    """A byte count as Discord states upload limits: '10 MiB', '25 MiB', '0.5 MiB'."""
-    return f"{limit / MIB:,.2f}".rstrip("0").rstrip(".") + " MiB"
+    """A byte count as Discord states upload limits: '10 MiB', '9.51 MiB', '48.8 KiB'."""
+    value, unit = (limit / MIB, "MiB") if limit >= MIB else (limit / 1024, "KiB")
+    return f"{value:,.2f}".rstrip("0").rstrip(".") + f" {unit}"
 
 
 def partial_note(rounds: int, total_rounds: int, limit: int) -> str:
@@ -175,8 +177,8 @@ async def build_export(
     `limit` bytes: the Markdown if it fits, else that zipped, else the newest rounds that fit,
     zipped, with a note at the top (see `ExportFile`).
 
-    Memory stays flat: a page at a time is formatted, and files are copied and deflated a chunk
-    at a time, off the event loop. The caller owns `directory` and removes it.
+    Memory stays flat: a page at a time is formatted and written, and the file is deflated a
+    chunk at a time, both off the event loop. The caller owns `directory` and removes it.
     """
     name = f"chatlab-{channel_id}"
     markdown = directory / f"{name}.md"
@@ -185,12 +187,7 @@ async def build_export(
     with open(markdown, "wb") as out:  # noqa: ASYNC230 (a new file; writes go to a thread)
         size = await asyncio.to_thread(out.write, header)
         async for page in pages:
-            chunk = bytearray()
-            for stored, block in zip(page, export_lines(page), strict=True):
-                if stored.message.role == "user":
-                    starts.append(size + len(chunk))
-                chunk += block.encode()
-            size += await asyncio.to_thread(out.write, chunk)
+            size = await asyncio.to_thread(_write_page, out, page, size, starts)
     total = len(starts)
     if not total:
         return ExportFile(None, "", 0, 0, limit)
@@ -231,18 +228,31 @@ async def build_export(
         ratio = max(ratio, written / max(read, 1)) * 1.1
 
 
+def _write_page(out: BinaryIO, page: Sequence[StoredMessage], size: int, starts: array[int]) -> int:
+    """Append a page to the Markdown file at byte `size`, noting where each round starts;
+    returns the file's new size."""
+    chunk = bytearray()
+    for stored, block in zip(page, export_lines(page), strict=True):
+        if stored.message.role == "user":
+            starts.append(size + len(chunk))
+        chunk += block.encode()
+    return size + out.write(chunk)
+
+
 def _deflate(
     source: Path, target: Path, member: str, *, start: int, prefix: bytes, limit: int
 ) -> tuple[bool, int, int]:
     """Zip `prefix` and `source` from byte `start` on as `member` of a new zip `target`,
-    giving up as soon as the zip outgrows `limit` bytes.
+    giving up as soon as the zip outgrows `limit` bytes, or once enough is read to see that
+    it would end far over it.
 
     Returns whether the whole zip fits, the bytes of `source` read and the zip's size.
     """
     info = zipfile.ZipInfo(member, date_time=time.localtime()[:6])
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
-    large = source.stat().st_size - start + len(prefix) >= zipfile.ZIP64_LIMIT
+    remaining = source.stat().st_size - start
+    large = remaining + len(prefix) >= zipfile.ZIP64_LIMIT
     read = 0
     with (
         open(target, "wb") as raw,
@@ -255,8 +265,11 @@ def _deflate(
         while chunk := markdown.read(_CHUNK):
             entry.write(chunk)
             read += len(chunk)
-            if raw.tell() > limit - _ZIP_OVERHEAD:
-                return False, read, raw.tell()
+            written = raw.tell()
+            if written > limit - _ZIP_OVERHEAD or (
+                read >= _PROJECT_AFTER and written / read * remaining > limit * 1.5
+            ):
+                return False, read, written
     size = target.stat().st_size
     return size <= limit, read, size
 

@@ -14,6 +14,7 @@ import zipfile
 import pytest
 import simcord.interactions
 
+from bot import summaries
 from bot.conversation import Message
 from bot.store import TurnRecord
 
@@ -93,7 +94,7 @@ async def test_an_export_over_the_upload_limit_is_zipped(world, simcord_bot, upl
     assert "question 0\n" in text and f"question {ROUNDS - 1}\n" in text
     assert result.response.content == (
         f"The whole conversation: {ROUNDS} rounds, zipped to fit Discord's upload limit of "
-        "0.05 MiB here."
+        "48.83 KiB here."
     )
 
 
@@ -111,7 +112,7 @@ async def test_an_export_over_the_limit_even_zipped_holds_the_newest_rounds_and_
     kept = text.count("## Alice (7) — ")
     note = (
         f"This export holds the newest {kept} of {ROUNDS} rounds; the whole conversation is "
-        "over Discord's upload limit of 0.01 MiB here."
+        "over Discord's upload limit of 9.77 KiB here."
     )
     assert 10 <= kept < ROUNDS
     assert result.response.content == note
@@ -165,3 +166,30 @@ async def test_no_cooldown_when_it_is_set_to_zero(world, simcord_bot):
     for _ in range(3):
         result = await world.alice.slash(world.channel, "export")
         assert len(result.response.attachments) == 1
+
+
+async def test_a_conversation_far_over_the_limit_is_not_deflated_whole_to_find_out(
+    world, simcord_bot, upload_limit, monkeypatch
+):
+    # At full scale, zipping 116 MiB only to learn it is over 10 MiB would take seconds: once
+    # enough is read (8 MiB; 160 KiB here, as zlib holds back about 128 KiB of this text before
+    # it writes a first block) the ratio so far decides.
+    monkeypatch.setattr(summaries, "_CHUNK", 4096)
+    monkeypatch.setattr(summaries, "_PROJECT_AFTER", 160 * 1024)
+    reads = []
+    deflate = summaries._deflate
+
+    def spy(*args, **kwargs):
+        result = deflate(*args, **kwargs)
+        reads.append(result[1])
+        return result
+
+    monkeypatch.setattr(summaries, "_deflate", spy)
+    await fill(simcord_bot.store, world.channel.id, rounds=600)
+    upload_limit(40_000)  # the Markdown is about 540 KB, zipped about 145 KB
+
+    result, _, data = await exported(world)
+
+    assert reads[0] < 200_000  # not until the zip itself outgrew the limit (about 260 KB)
+    assert len(data) <= 40_000
+    assert "This export holds the newest" in result.response.content
