@@ -3,6 +3,10 @@
 The original app had a password; on Discord the gate is the server's own structure: optional
 lists of channels and roles, whether DMs are answered, and a per-member cooldown. Everything here
 takes plain ids, so the edge passes what Discord told it and renders the refusal.
+
+A member who keeps being refused (cooldown, a full queue, an empty mention) must not make the bot
+post at their rate: `may_notify` allows one public notice per member per `notice_interval`; the
+edge answers the rest quietly (a reaction).
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ class AccessPolicy:
     channel_ids: frozenset[int] = frozenset()
     role_ids: frozenset[int] = frozenset()
     cooldown: float = 0.0
+    notice_interval: float = 30.0
     clock: Callable[[], float] = field(default=lambda: time.monotonic())
     _last_asked: dict[int, float] = field(default_factory=dict)
+    _last_notice: dict[int, float] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessPolicy:
@@ -45,6 +51,7 @@ class AccessPolicy:
             channel_ids=settings.allowed_channel_ids,
             role_ids=settings.allowed_role_ids,
             cooldown=settings.user_cooldown_seconds,
+            notice_interval=settings.notice_interval_seconds,
         )
 
     def may_use(self, asker: Asker) -> Refusal | None:
@@ -74,12 +81,22 @@ class AccessPolicy:
             wait = self.cooldown - (now - last)
             return Refusal(f"You're asking too fast; try again in {max(1, round(wait))} s.")
         self._last_asked[asker.user_id] = now
-        self._forget_expired(now)
+        _forget_older(self._last_asked, now - self.cooldown)
         return None
 
-    def _forget_expired(self, now: float) -> None:
-        # Keeps the table as small as the set of members who asked within one cooldown.
-        if len(self._last_asked) > 1024:
-            expired = [u for u, t in self._last_asked.items() if now - t >= self.cooldown]
-            for user_id in expired:
-                del self._last_asked[user_id]
+    def may_notify(self, user_id: int) -> bool:
+        """Whether the member may get a public notice now (one per `notice_interval`)."""
+        now = self.clock()
+        last = self._last_notice.get(user_id)
+        if last is not None and now - last < self.notice_interval:
+            return False
+        self._last_notice[user_id] = now
+        _forget_older(self._last_notice, now - self.notice_interval)
+        return True
+
+
+def _forget_older(table: dict[int, float], cutoff: float) -> None:
+    """Keep a per-member table as small as the set of members seen since `cutoff`."""
+    if len(table) > 1024:
+        for user_id in [u for u, t in table.items() if t <= cutoff]:
+            del table[user_id]

@@ -3,8 +3,15 @@
 Every channel (thread, DM) has one conversation. `ask` takes a member's question and streams the
 answer: it waits its turn behind questions already in the channel, picks the window of history
 that fits the model, streams the model's answer, and — only when the answer is complete — writes
-question, answer and usage in one transaction, then reports the `Answer`. A failed or
-interrupted answer writes nothing.
+question, answer and usage in one transaction, then reports the `Answer`. A failed, interrupted
+or stopped answer writes nothing.
+
+Work per channel and per member is bounded: a channel holds at most `max_waiting_per_channel`
+questions behind the one being answered, a member at most `max_waiting_per_member` in a channel,
+and an answer at most `answer_cap` characters (a server that ignores `max_tokens` is cut off, and
+the cut answer is stored with `Answer.cut` set). `stop` ends the answer being written (by its
+asker or a moderator); `reset` drops the waiting questions, stops the answer in progress and
+forgets the history at once, without waiting its turn.
 
 The edge (cogs/) renders what `ask` yields; it passes plain ids and strings, never discord objects.
 """
@@ -12,10 +19,11 @@ The edge (cogs/) renders what `ask` yields; it passes plain ids and strings, nev
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 
 from bot.conversation import (
@@ -46,6 +54,9 @@ MAX_SYSTEM_PROMPT_CHARS = 4000
 # When the server says the context is too long despite our count, drop the oldest round and
 # retry, at most this many times.
 CONTEXT_RETRIES = 3
+# A token is about four characters of English and rarely more than a dozen; an answer longer
+# than this many characters per `max_tokens` comes from a server that ignores the limit.
+CHARS_PER_TOKEN_CAP = 16
 
 __all__ = [
     "Answer",
@@ -53,13 +64,18 @@ __all__ = [
     "ChatError",
     "ChatService",
     "Delta",
+    "Dropped",
     "EmptyQuestion",
     "InvalidModel",
     "PromptTooLong",
     "Question",
     "QuestionTooLong",
+    "QueueFull",
     "Queued",
+    "ResetOutcome",
     "ShuttingDown",
+    "StopOutcome",
+    "Stopped",
 ]
 
 
@@ -69,6 +85,10 @@ class ChatError(Exception):
 
 class EmptyQuestion(ChatError):
     pass
+
+
+class EmptyPrompt(ChatError):
+    """A system prompt with nothing in it (use /system clear to go back to the default)."""
 
 
 class PromptTooLong(ChatError):
@@ -87,6 +107,39 @@ class ShuttingDown(ChatError):
     pass
 
 
+class QueueFull(ChatError):
+    """Too many questions are waiting: in the channel, or from this member in it."""
+
+    def __init__(self, limit: int, *, per_member: bool) -> None:
+        whose = "from this member" if per_member else "in this channel"
+        super().__init__(f"{limit} questions are already waiting {whose}")
+        self.limit = limit
+        self.per_member = per_member
+
+
+class Reason(enum.StrEnum):
+    STOP = "stop"  # /stop, by the asker or a moderator
+    RESET = "reset"  # /reset dropped the channel's questions
+    DELETED = "deleted"  # the member deleted their question
+
+
+class Stopped(ChatError):
+    """The answer being written was stopped; what was written is not kept."""
+
+    def __init__(self, reason: Reason, by_id: int | None = None) -> None:
+        super().__init__(f"the answer was stopped ({reason})")
+        self.reason = reason
+        self.by_id = by_id
+
+
+class Dropped(ChatError):
+    """A waiting question was dropped before its turn came."""
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(f"the question was dropped ({reason})")
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class ChatConfig:
     model: str
@@ -98,6 +151,8 @@ class ChatConfig:
     top_p: float
     system_prompt: str
     tokenizer: str | None = None
+    max_waiting_per_channel: int = 10
+    max_waiting_per_member: int = 2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChatConfig:
@@ -111,7 +166,14 @@ class ChatConfig:
             top_p=settings.top_p,
             system_prompt=settings.system_prompt,
             tokenizer=settings.tokenizer,
+            max_waiting_per_channel=settings.max_waiting_per_channel,
+            max_waiting_per_member=settings.max_waiting_per_member,
         )
+
+    @property
+    def answer_cap(self) -> int:
+        """The most characters an answer may have before it is cut (see CHARS_PER_TOKEN_CAP)."""
+        return self.max_tokens * CHARS_PER_TOKEN_CAP
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +183,7 @@ class Question:
     author_name: str
     text: str
     parent_id: int | None = None  # a thread's parent channel, whose settings it inherits
+    message_id: int | None = None  # the Discord message (or interaction) that asked it
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +207,12 @@ class Answer:
     completion_tokens: int | None
     rounds_used: int
     rounds_dropped: int  # rounds left out after the server said the context was too long
+    cut: bool = False  # the server wrote past `answer_cap`; `text` is the first `answer_cap`
 
     @property
     def truncated(self) -> bool:
         """The answer hit `max_tokens` and stops mid-thought."""
-        return self.finish_reason == "length"
+        return self.finish_reason == "length" and not self.cut
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +222,50 @@ class ChannelPrompt:
     record: SystemPrompt | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ResetOutcome:
+    rounds: int  # rounds of history forgotten
+    dropped: int  # waiting questions dropped
+    stopped: bool  # an answer in progress was stopped (and not kept)
+
+
+class StopOutcome(enum.Enum):
+    STOPPED = "stopped"
+    NOTHING = "nothing"  # no answer is being written in the channel
+    NOT_YOURS = "not_yours"  # someone else's answer, and the caller is not a moderator
+
+
+@dataclass(eq=False)
+class _Ticket:
+    """One question in a channel's queue, from joining until it is answered or given up."""
+
+    asker_id: int
+    message_id: int | None
+    dropped: Reason | None = None
+    # While its answer is written: the task writing it, whether it is waiting on the model, and
+    # why it was stopped.
+    task: asyncio.Task[object] | None = None
+    reading: bool = False
+    stopped: Stopped | None = None
+
+    def stop(self, reason: Reason, by_id: int | None = None) -> None:
+        """Stop the answer: at once if the model is being waited on, else at the next piece."""
+        if self.stopped is not None:
+            return
+        self.stopped = Stopped(reason, by_id)
+        if self.reading and self.task is not None:
+            self.task.cancel()
+
+
 @dataclass
 class _Slot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
+    tickets: list[_Ticket] = field(default_factory=list)  # in arrival order
+    active: _Ticket | None = None  # the question being answered
+
+    @property
+    def waiting(self) -> list[_Ticket]:
+        return [t for t in self.tickets if t is not self.active and t.dropped is None]
 
 
 class ChannelQueue:
@@ -175,20 +279,23 @@ class ChannelQueue:
     def __len__(self) -> int:
         return len(self._slots)
 
+    def slot(self, channel_id: int) -> _Slot | None:
+        return self._slots.get(channel_id)
+
     def waiting(self, channel_id: int) -> int:
         slot = self._slots.get(channel_id)
-        return slot.users if slot else 0
+        return len(slot.tickets) if slot else 0
 
     @contextmanager
-    def join(self, channel_id: int) -> Iterator[_Slot]:
+    def join(self, channel_id: int, ticket: _Ticket) -> Iterator[_Slot]:
         slot = self._slots.setdefault(channel_id, _Slot())
-        slot.users += 1
+        slot.tickets.append(ticket)
         self._idle.clear()
         try:
             yield slot
         finally:
-            slot.users -= 1
-            if slot.users == 0:
+            slot.tickets.remove(ticket)
+            if not slot.tickets:
                 del self._slots[channel_id]
                 if not self._slots:
                     self._idle.set()
@@ -213,26 +320,56 @@ class ChatService:
 
     # -- asking ---------------------------------------------------------------------------
 
+    def queue_refusal(self, channel_id: int, asker_id: int) -> QueueFull | None:
+        """Why a question from `asker_id` would not be taken in the channel now, if it would not."""
+        slot = self._queue.slot(channel_id)
+        if slot is None:
+            return None
+        live = [t for t in slot.tickets if t.dropped is None]
+        per_member = self._config.max_waiting_per_member
+        if sum(t.asker_id == asker_id for t in live) >= per_member:
+            return QueueFull(per_member, per_member=True)
+        per_channel = self._config.max_waiting_per_channel
+        if len(slot.waiting) >= per_channel:
+            return QueueFull(per_channel, per_member=False)
+        return None
+
     async def ask(self, question: Question) -> AsyncIterator[Queued | Delta | Answer]:
         """Answer `question` in its channel's conversation, streaming.
 
         Yields `Queued` first if the channel is busy, then `Delta`s as the model writes, then
-        one `Answer` once the turn is stored. Raises `ChatError`, `LLMError` or `StoreError`;
-        then nothing was stored. Use with `contextlib.aclosing`.
+        one `Answer` once the turn is stored. Raises `ChatError` (among them `QueueFull`,
+        `Stopped`, `Dropped`), `QuestionTooLong`, `LLMError` or `StoreError`; then nothing was
+        stored. Use with `contextlib.aclosing`.
         """
-        text = question.text.strip()
+        text = clean_text(question.text)
         if not text:
             raise EmptyQuestion("the question is empty")
         if not self._accepting:
             raise ShuttingDown("the bot is shutting down")
-        with self._queue.join(question.channel_id) as slot:
-            if slot.users > 1:
-                yield Queued(ahead=slot.users - 1)
+        refusal = self.queue_refusal(question.channel_id, question.author_id)
+        if refusal is not None:
+            raise refusal
+        ticket = _Ticket(question.author_id, question.message_id)
+        with self._queue.join(question.channel_id, ticket) as slot:
+            ahead = sum(t.dropped is None for t in slot.tickets) - 1
+            if ahead:
+                yield Queued(ahead=ahead)
             async with slot.lock:
-                async for event in self._answer(question, text):
-                    yield event
+                if ticket.dropped is not None:
+                    raise Dropped(ticket.dropped)
+                slot.active = ticket
+                ticket.task = asyncio.current_task()
+                try:
+                    async for event in self._answer(question, text, ticket):
+                        yield event
+                finally:
+                    slot.active = None
+                    ticket.task = None
 
-    async def _answer(self, question: Question, text: str) -> AsyncIterator[Delta | Answer]:
+    async def _answer(
+        self, question: Question, text: str, ticket: _Ticket
+    ) -> AsyncIterator[Delta | Answer]:
         channel, parent = question.channel_id, question.parent_id
         settings = await self._store.channel_settings(channel, parent)
         model = self._model_in_force(settings.model)
@@ -254,20 +391,42 @@ class ChatService:
         window = choose_window(history, budget=budget, max_rounds=self._config.max_rounds)
 
         dropped = 0
+        cap = self._config.answer_cap
         while True:
             parts: list[str] = []
+            length = 0
+            cut = False
             finished: Finished | None = None
+            stream = self._model.stream(
+                prompt_messages(system, window, asked),
+                model=model,
+                max_tokens=self._config.max_tokens,
+                temperature=self._config.temperature,
+                top_p=self._config.top_p,
+            )
             try:
-                async for event in self._model.stream(
-                    prompt_messages(system, window, asked),
-                    model=model,
-                    max_tokens=self._config.max_tokens,
-                    temperature=self._config.temperature,
-                    top_p=self._config.top_p,
-                ):
-                    if isinstance(event, Finished):
-                        finished = event
-                    else:
+                async with aclosing(stream):
+                    while finished is None:
+                        if ticket.stopped is not None:
+                            raise ticket.stopped
+                        ticket.reading = True
+                        try:
+                            event = await anext(stream)
+                        finally:
+                            ticket.reading = False
+                        if isinstance(event, Finished):
+                            finished = event
+                            continue
+                        if length + len(event) > cap:  # a server that ignores max_tokens
+                            event = event[: cap - length]
+                            cut, finished = True, Finished("length")
+                            log.warning(
+                                "The model server wrote past %d characters in channel %s; "
+                                "the answer is cut there",
+                                cap,
+                                channel,
+                            )
+                        length += len(event)
                         parts.append(event)
                         yield Delta(event)
             except ContextTooLong:
@@ -277,9 +436,16 @@ class ChatService:
                 window = window[1:]
                 log.info("Context too long in channel %s; retrying with one round fewer", channel)
                 continue
+            except asyncio.CancelledError:
+                # `stop` cancels the task only while it waits on the model (see _Ticket.stop).
+                task = ticket.task
+                if ticket.stopped is not None and task is not None and task.uncancel() == 0:
+                    raise ticket.stopped from None
+                raise
             break
 
-        assert finished is not None  # the ChatModel contract: deltas, then exactly one Finished
+        if ticket.stopped is not None:
+            raise ticket.stopped
         if finished.finish_reason == "content_filter":
             raise Refused("the answer was stopped by the server's content filter")
         answer_text = "".join(parts)
@@ -295,6 +461,7 @@ class ChatService:
                 answer=answer,
                 prompt_tokens=finished.prompt_tokens,
                 completion_tokens=finished.completion_tokens,
+                question_message_id=question.message_id,
             )
         )
         if log.isEnabledFor(logging.DEBUG):
@@ -308,6 +475,7 @@ class ChatService:
             completion_tokens=finished.completion_tokens,
             rounds_used=len(window),
             rounds_dropped=dropped,
+            cut=cut,
         )
 
     def waiting(self, channel_id: int) -> int:
@@ -317,6 +485,17 @@ class ChatService:
     @property
     def busy_channels(self) -> int:
         return len(self._queue)
+
+    def stop(self, channel_id: int, *, by_id: int, moderator: bool) -> StopOutcome:
+        """Stop the answer being written in the channel: its asker or a moderator may."""
+        slot = self._queue.slot(channel_id)
+        active = slot.active if slot else None
+        if active is None or active.stopped is not None:
+            return StopOutcome.NOTHING
+        if active.asker_id != by_id and not moderator:
+            return StopOutcome.NOT_YOURS
+        active.stop(Reason.STOP, by_id)
+        return StopOutcome.STOPPED
 
     async def shutdown(self, grace: float) -> bool:
         """Stop taking questions and wait up to `grace` seconds for answers in flight.
@@ -346,9 +525,9 @@ class ChatService:
     async def set_system_prompt(
         self, channel_id: int, text: str, *, by_id: int, by_name: str
     ) -> None:
-        text = text.strip()
+        text = clean_text(text)
         if not text:
-            raise EmptyQuestion("the system prompt is empty")
+            raise EmptyPrompt("the system prompt is empty")
         if len(text) > MAX_SYSTEM_PROMPT_CHARS:
             raise PromptTooLong(MAX_SYSTEM_PROMPT_CHARS)
         # It must leave room for a reply and a short question.
@@ -364,20 +543,51 @@ class ChatService:
     async def prompt_changes(self, channel_id: int, limit: int = 10) -> list[PromptChange]:
         return await self._store.prompt_changes(channel_id, limit)
 
-    async def reset(self, channel_id: int) -> int:
-        """Forget the channel's history; returns the number of rounds forgotten.
+    async def reset(self, channel_id: int) -> ResetOutcome:
+        """Forget the channel's history, at once: waiting questions are dropped and the answer
+        in progress is stopped (neither is kept), so nothing of the old conversation lands in
+        the new one. The system prompt stays."""
+        dropped, stopped = 0, False
+        slot = self._queue.slot(channel_id)
+        if slot is not None:
+            for ticket in slot.waiting:
+                ticket.dropped = Reason.RESET
+                dropped += 1
+            if slot.active is not None and slot.active.stopped is None:
+                slot.active.stop(Reason.RESET)
+                stopped = True
+        # An answer already committing is ahead of this in the store's queue: it is forgotten too.
+        rounds = await self._store.reset(channel_id)
+        return ResetOutcome(rounds, dropped, stopped)
 
-        Waits for an answer in progress in the channel, so a turn is never half-forgotten.
+    async def forget_question(self, channel_id: int, message_id: int) -> bool:
+        """A member deleted their question: forget its turn, or never store it.
+
+        Returns True if something was forgotten, dropped or stopped.
         """
-        with self._queue.join(channel_id) as slot:
-            async with slot.lock:
-                return await self._store.reset(channel_id)
+        slot = self._queue.slot(channel_id)
+        if slot is not None:
+            for ticket in slot.tickets:
+                if ticket.message_id != message_id:
+                    continue
+                if ticket is slot.active:
+                    ticket.stop(Reason.DELETED, ticket.asker_id)
+                else:
+                    ticket.dropped = Reason.DELETED
+                return True
+        return await self._store.forget_question(channel_id, message_id)
 
     async def history(self, channel_id: int, rounds: int) -> list[Round]:
         return await self._store.history(channel_id, rounds)
 
-    async def export(self, channel_id: int) -> list[StoredMessage]:
-        return await self._store.export(channel_id)
+    def export_pages(
+        self, channel_id: int, *, page_size: int = 500, newest_first: bool = False
+    ) -> AsyncIterator[list[StoredMessage]]:
+        """The channel's stored messages, a page at a time (memory stays flat)."""
+        return self._store.export_pages(channel_id, page_size=page_size, newest_first=newest_first)
+
+    async def count_rounds(self, channel_id: int) -> int:
+        return await self._store.count_rounds(channel_id)
 
     async def usage(self, channel_id: int) -> Usage:
         return await self._store.usage(channel_id)
@@ -396,6 +606,11 @@ class ChatService:
             raise InvalidModel(model, self._config.models)
         await self._store.set_channel_model(channel_id, model)
         return model or self._config.model
+
+
+def clean_text(text: str) -> str:
+    """A member's text as it is sent and stored: NUL characters removed, edges trimmed."""
+    return text.replace("\x00", "").strip()
 
 
 @functools.lru_cache(maxsize=1024)

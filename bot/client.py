@@ -40,7 +40,23 @@ INVITE_PERMISSIONS = discord.Permissions(
 )
 
 
+class ChatTree(app_commands.CommandTree["ChatBot"]):
+    """The command tree: every command passes the access rules (channels, roles, DMs) first."""
+
+    async def interaction_check(self, interaction: discord.Interaction[ChatBot], /) -> bool:
+        refusal = self.client.access.may_use(asker_of(interaction.user, interaction.channel))
+        if refusal is None:
+            return True
+        if interaction.type is discord.InteractionType.application_command:
+            await respond_privately(interaction, refusal.sentence)
+        elif interaction.type is discord.InteractionType.autocomplete:
+            await interaction.response.autocomplete([])
+        return False
+
+
 class ChatBot(commands.Bot):
+    tree: ChatTree  # type: ignore[assignment]
+
     def __init__(
         self,
         *,
@@ -50,6 +66,7 @@ class ChatBot(commands.Bot):
         dev_guild_id: int | None = None,
         intents: discord.Intents | None = None,
         sync_on_start: bool = True,
+        export_cooldown: float = 60.0,
     ) -> None:
         # chatlab has no voice features: no warnings about voice libraries at every start.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
@@ -58,12 +75,14 @@ class ChatBot(commands.Bot):
             intents=intents or discord.Intents.default(),
             allowed_mentions=NO_PINGS,
             help_command=None,
+            tree_cls=ChatTree,
         )
         self.service = service
         self.store = store
         self.access = access
         self.dev_guild_id = dev_guild_id
         self.sync_on_start = sync_on_start
+        self.export_cooldown = export_cooldown  # seconds between two /export of one member
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -108,7 +127,9 @@ class ChatBot(commands.Bot):
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
         """The one place unexpected command errors are logged and answered politely."""
-        if isinstance(error, app_commands.MissingPermissions):
+        if isinstance(error, app_commands.CommandOnCooldown):
+            sentence = f"Please wait {max(1, round(error.retry_after))} s before doing that again."
+        elif isinstance(error, app_commands.MissingPermissions):
             sentence = "Only moderators (Manage Messages) can do that here."
         elif isinstance(error, app_commands.CheckFailure):
             sentence = str(error) or "You can't use that command here."

@@ -1,8 +1,15 @@
-"""Talking to the bot: /ask, and @mentions, replies to the bot and DMs."""
+"""Talking to the bot: /ask, /stop, and @mentions, replies to the bot and DMs.
+
+Every question ends with an answer or one sentence, whatever happens below: the known errors are
+explained, anything else is logged with its traceback and answered politely. A member who keeps
+being refused gets one public notice per interval (see AccessPolicy.may_notify); the rest are
+reactions, so nobody can make the bot post at their rate.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,17 +18,54 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chat import Answer, ChatError, Delta, Question, QuestionTooLong, Queued
+from bot.chat import (
+    Answer,
+    ChatError,
+    Delta,
+    Dropped,
+    Question,
+    QuestionTooLong,
+    Queued,
+    QueueFull,
+    Reason,
+    StopOutcome,
+    Stopped,
+    clean_text,
+)
 from bot.client import AnswerDisplay, ChannelSink, ChatBot, InteractionSink, asker_of
 from bot.llm import LLMError
-from bot.replies import StreamedReply, answer_footer, explain, queue_notice
+from bot.replies import StreamedReply, answer_footer, cut_note, explain, queue_notice
 from bot.store import StoreError
 from bot.text import quote, readable_mentions, strip_mentions
 
 log = logging.getLogger(__name__)
 
 WAITING = "⏳"
+TOO_FAST = "⏱️"
+QUEUE_FULL = "✋"
 HINT = "Hi! Ask me something after the mention, e.g. `@{name} what is a monad?` — or use /ask."
+EMPTY_ASK = "There's no question there; write it in the `question` option."
+UNEXPECTED = "Something went wrong on my side; please try again."
+
+
+def queue_full_sentence(error: QueueFull) -> str:
+    if error.per_member:
+        return (
+            f"You already have {error.limit} questions waiting here; "
+            "ask again once they are answered."
+        )
+    return f"{error.limit} questions are already waiting here; please ask again in a moment."
+
+
+def stopped_note(error: Stopped) -> str:
+    if error.reason is Reason.DELETED:
+        return "The question was deleted; this answer was not kept."
+    if error.reason is Reason.RESET:
+        return "Stopped by a reset of the conversation; not kept."
+    return f"Stopped by <@{error.by_id}>; not kept."
+
+
+DROPPED = "A moderator reset the conversation before this question's turn; ask again if you like."
 
 
 class ChatCog(commands.Cog):
@@ -34,34 +78,68 @@ class ChatCog(commands.Cog):
         self, interaction: discord.Interaction, question: app_commands.Range[str, 1, 4000]
     ) -> None:
         """Ask the model a question in this channel's conversation."""
+        text = clean_text(question)
+        if not text:
+            await interaction.response.send_message(EMPTY_ASK, ephemeral=True)
+            return
         refusal = self.bot.access.admit(asker_of(interaction.user, interaction.channel))
         if refusal is not None:
             await interaction.response.send_message(refusal.sentence, ephemeral=True)
             return
+        asked = self._question(interaction.user, interaction.channel, text, interaction.id)
+        full = self.bot.service.queue_refusal(asked.channel_id, asked.author_id)
+        if full is not None:
+            await interaction.response.send_message(queue_full_sentence(full), ephemeral=True)
+            return
         await interaction.response.defer(thinking=True)
-        header = f"{interaction.user.mention} asked:\n{quote(question)}\n\n"
+        header = f"{interaction.user.mention} asked:\n{quote(text)}\n\n"
         reply: StreamedReply[Any] = StreamedReply(InteractionSink(interaction), header=header)
         await self._converse(
-            self._question(interaction.user, interaction.channel, question),
-            reply,
-            on_queued=lambda ahead: reply.notice(queue_notice(ahead)),
+            asked, reply, on_queued=lambda ahead: reply.notice(queue_notice(ahead))
         )
+
+    @app_commands.command(name="stop")
+    async def stop(self, interaction: discord.Interaction) -> None:
+        """Stop the answer being written in this channel (yours, or any if you moderate)."""
+        channel = interaction.channel
+        assert channel is not None
+        moderator = interaction.guild is None or interaction.permissions.manage_messages
+        outcome = self.bot.service.stop(channel.id, by_id=interaction.user.id, moderator=moderator)
+        sentence = {
+            StopOutcome.STOPPED: "Stopped; what was written stays visible and is not kept.",
+            StopOutcome.NOTHING: "No answer is being written here right now.",
+            StopOutcome.NOT_YOURS: "Only the member who asked, or a moderator, can stop it.",
+        }[outcome]
+        await interaction.response.send_message(sentence, ephemeral=True)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.webhook_id is not None or not self._addressed(message):
             return
         assert self.bot.user is not None
-        text = _readable(strip_mentions(message.content, self.bot.user.id), message)
+        text = clean_text(_readable(strip_mentions(message.content, self.bot.user.id), message))
+        pinged = self.bot.user in message.mentions
+        in_dm = isinstance(message.channel, discord.DMChannel)
+        if not text and not pinged and not in_dm:
+            # A reply to the bot with its ping switched off: without the message-content intent
+            # Discord sends it empty, so there is nothing to answer and nobody to hint.
+            return
         asker = asker_of(message.author, message.channel)
         refusal = self.bot.access.may_use(asker)
         if refusal is None and not text:
-            await _say(message, HINT.format(name=self.bot.user.display_name))
+            await self._notify(message, HINT.format(name=self.bot.user.display_name))
             return
-        refusal = refusal or self.bot.access.admit(asker)
+        if refusal is None and (refusal := self.bot.access.admit(asker)) is not None:
+            await self._notify(message, refusal.sentence, reaction=TOO_FAST)
+            return
         if refusal is not None:
             if not refusal.quiet:
-                await _say(message, refusal.sentence)
+                await self._notify(message, refusal.sentence)
+            return
+        question = self._question(message.author, message.channel, text, message.id)
+        full = self.bot.service.queue_refusal(question.channel_id, question.author_id)
+        if full is not None:
+            await self._notify(message, queue_full_sentence(full), reaction=QUEUE_FULL)
             return
 
         reply: StreamedReply[discord.Message] = StreamedReply(ChannelSink(message))
@@ -70,12 +148,42 @@ class ChatCog(commands.Cog):
             await message.add_reaction(WAITING)
 
         await self._converse(
-            self._question(message.author, message.channel, text),
+            question,
             reply,
             on_queued=mark_queued,
             typing_in=message.channel,
             on_start=lambda: self._unmark(message),
         )
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
+        """A member who deletes their question expects the bot to forget it."""
+        await self._forget(event.channel_id, [event.message_id])
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
+        await self._forget(event.channel_id, sorted(event.message_ids))
+
+    async def _forget(self, channel_id: int, message_ids: list[int]) -> None:
+        forgotten = 0
+        for message_id in message_ids:
+            try:
+                forgotten += await self.bot.service.forget_question(channel_id, message_id)
+            except StoreError as exc:
+                log.error("Could not forget a deleted question in %s: %s", channel_id, exc)
+                return
+        if forgotten:
+            log.info("Forgot %d deleted question(s) in channel %s", forgotten, channel_id)
+
+    async def _notify(
+        self, message: discord.Message, sentence: str, *, reaction: str | None = None
+    ) -> None:
+        """A public notice, at most once per interval per member; otherwise a quiet reaction."""
+        if self.bot.access.may_notify(message.author.id):
+            await _say(message, sentence)
+        elif reaction is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await message.add_reaction(reaction)
 
     def _addressed(self, message: discord.Message) -> bool:
         """A DM, a mention of the bot (replies that ping it included), or a reply to the bot."""
@@ -92,13 +200,16 @@ class ChatCog(commands.Cog):
             assert self.bot.user is not None
             await message.remove_reaction(WAITING, self.bot.user)
 
-    def _question(self, user: discord.abc.User, channel: Any, text: str) -> Question:
+    def _question(
+        self, user: discord.abc.User, channel: Any, text: str, message_id: int
+    ) -> Question:
         return Question(
             channel_id=channel.id,
             author_id=user.id,
             author_name=user.display_name,
             text=text,
             parent_id=getattr(channel, "parent_id", None),
+            message_id=message_id,
         )
 
     async def _converse(
@@ -132,18 +243,41 @@ class ChatCog(commands.Cog):
                         if isinstance(event, Delta):
                             await shown(lambda e=event: reply.add(e.text))
                         elif isinstance(event, Answer):
-                            footer = answer_footer(event, self.bot.service.config.max_tokens)
+                            footer = self._footer(event)
                             await shown(lambda e=event, f=footer: reply.finish(e.text, f), tries=3)
+                return
+            except Stopped as exc:
+                log.info("Answer stopped in channel %s (%s)", question.channel_id, exc.reason)
+                note = stopped_note(exc)
+                ending: Callable[[], Awaitable[None]] | None = functools.partial(
+                    reply.stopped, note
+                )
+            except Dropped as exc:
+                log.info("Question dropped in channel %s (%s)", question.channel_id, exc.reason)
+                # A deleted question has nobody left to answer.
+                ending = (
+                    None if exc.reason is Reason.DELETED else functools.partial(reply.fail, DROPPED)
+                )
             except (ChatError, QuestionTooLong, LLMError, StoreError) as exc:
                 if isinstance(exc, StoreError):
                     log.error("Storage failed in channel %s: %s", question.channel_id, exc)
                 else:
                     log.info("No answer in channel %s: %r", question.channel_id, exc)
-                await typing.aclose()
-                if on_start is not None:
-                    await shown(on_start, courtesy=True)
-                sentence = explain(exc)
-                await shown(lambda: reply.fail(sentence), tries=3)
+                ending = functools.partial(reply.fail, explain(exc))
+            except Exception:  # the catch-all: the question must not stay ⏳ for ever
+                log.exception("Unexpected error answering in channel %s", question.channel_id)
+                ending = functools.partial(reply.fail, UNEXPECTED)
+            await typing.aclose()
+            if on_start is not None:
+                await shown(on_start, courtesy=True)
+            if ending is not None:
+                await shown(ending, tries=3)
+
+    def _footer(self, answer: Answer) -> str:
+        footer = answer_footer(answer, self.bot.service.config.max_tokens)
+        if answer.cut:
+            footer += cut_note(len(answer.text))
+        return footer
 
 
 async def _say(message: discord.Message, text: str) -> None:
@@ -155,11 +289,29 @@ async def _say(message: discord.Message, text: str) -> None:
 
 
 def _readable(text: str, message: discord.Message) -> str:
-    """Other members', roles' and channels' mentions as names the model can read."""
+    """Other members', roles' and channels' mentions as names the model can read.
+
+    A channel is named only if the asker can see it: a private channel's or thread's name is
+    not the asker's to learn (nor the model's).
+    """
     names = {f"@{u.id}": f"@{u.display_name}" for u in message.mentions}
     names |= {f"@&{r.id}": f"@{r.name}" for r in message.role_mentions}
-    names |= {f"#{c.id}": f"#{c.name}" for c in message.channel_mentions}
+    names |= {f"#{c.id}": f"#{c.name}" for c in message.channel_mentions if _visible(c, message)}
     return readable_mentions(text, names)
+
+
+def _visible(channel: Any, message: discord.Message) -> bool:
+    """Whether the message's author can see `channel`."""
+    if channel.id == message.channel.id:
+        return True
+    author = message.author
+    if not isinstance(author, discord.Member):
+        return False
+    permissions = channel.permissions_for(author)
+    if isinstance(channel, discord.Thread) and channel.is_private():
+        # Its members are not always cached; name it only for those who manage threads.
+        return permissions.manage_threads
+    return permissions.view_channel
 
 
 async def setup(bot: ChatBot) -> None:

@@ -12,6 +12,7 @@ from bot.chat import (
     Answer,
     ChatService,
     Delta,
+    EmptyPrompt,
     EmptyQuestion,
     InvalidModel,
     PromptTooLong,
@@ -264,7 +265,7 @@ async def test_reset_forgets_only_this_channel(service, llm_server):
     await answer(service, ask_of(channel=1))
     await answer(service, ask_of(channel=2))
 
-    assert await service.reset(1) == 2
+    assert (await service.reset(1)).rounds == 2
     assert await service.history(1, 10) == []
     assert len(await service.history(2, 10)) == 1
 
@@ -286,8 +287,8 @@ async def test_threads_inherit_the_parent_prompt_and_model(service, llm_server):
 async def test_prompt_limits_and_model_choices_are_enforced(service):
     with pytest.raises(PromptTooLong):
         await service.set_system_prompt(1, "x" * 5000, by_id=1, by_name="mod")
-    with pytest.raises(EmptyQuestion):
-        await service.set_system_prompt(1, "   ", by_id=1, by_name="mod")
+    with pytest.raises(EmptyPrompt):
+        await service.set_system_prompt(1, " \x00 ", by_id=1, by_name="mod")
     with pytest.raises(InvalidModel):
         await service.set_channel_model(1, "gpt-99")
     assert await service.set_channel_model(1, None) == "gpt-4o-mini"

@@ -10,6 +10,7 @@ from bot.client import EXTENSIONS, ChatBot
 
 EXPECTED = {
     "ask": ["question"],
+    "stop": [],
     "system set": ["prompt"],
     "system show": [],
     "system clear": [],
