@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.__main__ import chat_service, rss_mb, turn
+from bot.conversation import user_content
 from bot.llm import LLMError
 from bot.replies import explain
 
@@ -65,7 +66,7 @@ async def soak(turns: int, channels: int, failure_rate: float) -> int:
                         except BaseException as exc:  # what must never happen
                             unhandled.append(exc)
                             continue
-                        if answer.text != f"echo: [user{who}]: {text}":
+                        if answer.text != "echo: " + user_content(f"user{who}", text, who):
                             unhandled.append(AssertionError(f"wrong answer for {text}"))
                         answered[channel].append(text)
 
@@ -92,7 +93,10 @@ async def soak(turns: int, channels: int, failure_rate: float) -> int:
                     lost += len(set(texts) - set(questions))
                     interleaved += questions != texts or any(
                         r.answer.content
-                        != f"echo: [user{r.question.author_id}]: {r.question.content}"
+                        != "echo: "
+                        + user_content(
+                            f"user{r.question.author_id}", r.question.content, r.question.author_id
+                        )
                         for r in stored
                     )
                 total_answered = sum(len(t) for t in answered.values())

@@ -93,7 +93,11 @@ async def test_a_stalled_channel_does_not_hold_up_the_others(store, quick_client
     assert "took too long" in explain(caught.value)
 
 
-async def test_a_100000_character_answer_is_stored_whole(service, llm_server):
+async def test_a_100000_character_answer_within_the_reply_limit_is_stored_whole(
+    store, chat_model, llm_server
+):
+    # 100,000 characters fit the cap of a 8,192-token reply (16 characters a token).
+    service = ChatService(store, chat_model, make_config(max_tokens=8192, context_window=32768))
     text = ("All work and no play makes a long answer. " * 2400)[:100_000]
     llm_server.then(Reply(text=text, chunk_size=500))
 

@@ -77,6 +77,7 @@ async def test_a_rate_limited_final_edit_is_tried_again(world, llm_server):
     assert world.bot_messages()[-1].content == "edited despite a 429"
 
 
+@pytest.mark.parametrize("config_overrides", [{"max_tokens": 8192, "context_window": 32768}])
 async def test_a_100000_character_answer_is_capped_in_the_channel_and_whole_in_export(
     world, llm_server
 ):
