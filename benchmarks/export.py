@@ -230,7 +230,7 @@ def main() -> None:
     header = f"{'variant':<20} {'file sent':<26} {'size':>10} {'rounds':>13} "
     print(header + f"{'peak RSS':>10} {'time':>7} {'loop stall':>11}")
     for row in rows:
-        size = upload_size(int(row["bytes"]))
+        size = upload_size(int(row["bytes"])) if row["bytes"] else "-"
         held = f"{row['rounds']:,}/{args.rounds:,}"
         print(
             f"{row['variant']:<20} {row['file']:<26} {size:>10} {held:>13} "
