@@ -4,27 +4,58 @@ One long-lived aiosqlite connection in WAL mode. Every statement is parameterise
 (question, answer and the usage the API reported) is written in one transaction, so after a
 crash the store holds whole turns only. Reading a channel's window reads only that channel's
 newest rows, through the (channel_id, id) index.
+
+Opening is careful, because a wrong path or a second process is an admin's mistake to report,
+not to work around:
+
+- the path is checked before anything is created or chmod-ed: not empty, not a directory, a
+  regular file, and either new (absent or 0 bytes) or an SQLite database by its header;
+- one process per database: an exclusive `flock` on `<database>.lock`, held for the process's
+  life (`DatabaseInUse` otherwise);
+- creation and migration are safe when two processes start at once: the busy timeout is set
+  before anything else, and migrations run under BEGIN EXCLUSIVE after re-reading the version;
+- the database, its `-wal` and `-shm` become readable by their owner only;
+- before each write, the file at the path must still be the one opened (`DatabaseMissing` if it
+  was deleted or replaced, so answers are never silently written into an unlinked file).
+
+Errors (each one line, printed as `chatlab: <message>` at start-up):
+
+    StoreError
+    ├── StorageFull       the disk (or the page limit) is full
+    ├── DatabaseInUse     another process holds the database's lock
+    └── DatabaseMissing   the file was deleted or replaced while running
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
+import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import aiosqlite
 
-from bot.conversation import Message, Round
+from bot.conversation import Message, Round, legacy_framing_tokens
+
+try:
+    import fcntl
+except ImportError:  # Windows: no process lock there (a warning says so at open)
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE_MAX_INTEGER = 2**63 - 1
+BUSY_TIMEOUT_SECONDS = 5  # how long a statement waits for another connection's lock
 
 # Ordered migrations: MIGRATIONS[n] takes the schema from version n to n + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -73,8 +104,26 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: the Discord id of each turn's question (to forget a deleted question), and the user
+    # rows' token counts raised to the JSON speaker framing (they were counted for `[Name]: `).
+    """
+    ALTER TABLE turns ADD COLUMN question_message_id INTEGER;
+    CREATE INDEX turns_by_question ON turns (channel_id, question_message_id);
+    UPDATE messages SET tokens = tokens + chatlab_legacy_framing_tokens(content, author_name)
+        WHERE role = 'user';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# Keyset pages of a channel's messages: after (or before) the last id of the previous page.
+EXPORT_OLDEST_FIRST = (
+    "SELECT id, role, content, tokens, author_id, author_name, created_at FROM messages"
+    " WHERE channel_id = ? AND id > ? ORDER BY id LIMIT ?"
+)
+EXPORT_NEWEST_FIRST = (
+    "SELECT id, role, content, tokens, author_id, author_name, created_at FROM messages"
+    " WHERE channel_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+)
 
 
 class StoreError(Exception):
@@ -83,6 +132,14 @@ class StoreError(Exception):
 
 class StorageFull(StoreError):
     """The disk (or the database's page limit) is full."""
+
+
+class DatabaseInUse(StoreError):
+    """Another process (or another open store in this one) holds the database."""
+
+
+class DatabaseMissing(StoreError):
+    """The database file was deleted or replaced while the store had it open."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,29 +193,54 @@ class TurnRecord:
     answer: Message
     prompt_tokens: int | None
     completion_tokens: int | None
+    question_message_id: int | None = None  # the Discord message (or interaction) asked in
 
 
 class ConversationStore:
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, path: Path | None = None) -> None:
         self._db = connection
         # One connection serves every coroutine: a transaction must not let another coroutine's
         # statements run inside it (nor let them read half of it), so access is serialised.
         self._lock = asyncio.Lock()
+        # The file opened, to notice it deleted or replaced under us (None: in memory).
+        self._path = path
+        self._identity = _identity(os.stat(path)) if path is not None else None
+        self._missing_reported = False
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, path: str | os.PathLike[str]) -> AsyncIterator[ConversationStore]:
-        """Open (creating if need be, readable by its owner only) and migrate the database."""
-        path = Path(path)
+        """Open (creating if need be, readable by its owner only) and migrate the database.
+
+        Raises `StoreError` (one line, for the admin) for a path that is not a database file,
+        and `DatabaseInUse` while another process, or another store here, has it open.
+        """
+        if not os.fspath(path).strip():
+            raise StoreError("the database path is empty; set DATABASE_PATH to a file path")
+        if os.fspath(path) == ":memory:":
+            async with cls._connected(":memory:", None) as store:
+                yield store
+            return
+        with contextlib.ExitStack() as held:
+            path = _claim(path, held)
+            async with cls._connected(path, path) as store:
+                try:
+                    _restrict(path)  # the -wal and -shm exist now, whoever made them
+                except OSError as exc:
+                    raise StoreError(f"cannot protect {path}: {_reason(exc)}") from exc
+                yield store
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def _connected(
+        cls, target: Path | str, path: Path | None
+    ) -> AsyncIterator[ConversationStore]:
         try:
-            if str(path) != ":memory:":
-                path.touch(mode=0o600, exist_ok=True)
-                path.chmod(0o600)
-            connection = await aiosqlite.connect(path, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the database at {path}: {_reason(exc)}") from exc
+            connection = await aiosqlite.connect(target, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database at {target}: {_reason(exc)}") from exc
         try:
-            store = cls(connection)
+            store = cls(connection, path)
             await store._prepare()
             yield store
         finally:
@@ -166,25 +248,68 @@ class ConversationStore:
 
     async def _prepare(self) -> None:
         try:
-            await self._db.execute("PRAGMA journal_mode = WAL")
+            # First, so that every statement below waits for another process's transaction
+            # (a new database's first writer) instead of failing at once with SQLITE_BUSY.
+            await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000:d}")
+            await self._use_wal()
             await self._db.execute("PRAGMA synchronous = NORMAL")
             await self._db.execute("PRAGMA foreign_keys = ON")
-            await self._db.execute("PRAGMA busy_timeout = 5000")
             # Room for the hot index pages of a large database (the default is 2 MB).
             await self._db.execute("PRAGMA cache_size = -32000")
-            async with self._db.execute("PRAGMA user_version") as cursor:
-                (version,) = await cursor.fetchone()  # type: ignore[misc]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"the database is from a newer chatlab (schema {version} > {SCHEMA_VERSION})"
-                )
-            for number in range(version, SCHEMA_VERSION):
-                log.info("Migrating the database to schema version %d", number + 1)
-                await self._db.executescript(
-                    f"BEGIN; {MIGRATIONS[number]} PRAGMA user_version = {number + 1}; COMMIT;"
-                )
+            if await self._schema_version() != SCHEMA_VERSION:
+                await self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare the database: {_reason(exc)}") from exc
+
+    async def _use_wal(self) -> None:
+        """Switch to WAL mode (a no-op once the database is in it).
+
+        The switch needs an exclusive lock, and when another connection is switching the same
+        new database at that moment SQLite answers "database is locked" at once instead of
+        waiting (seen in 5 of 200 simultaneous starts): retry for as long as the busy timeout.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        for attempt in itertools.count(1):
+            try:
+                await self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(min(0.005 * attempt, 0.1))
+
+    async def _schema_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            (version,) = await cursor.fetchone()  # type: ignore[misc]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the database is from a newer chatlab (schema {version} > {SCHEMA_VERSION})"
+            )
+        return int(version)
+
+    async def _migrate(self) -> None:
+        """Bring the schema up to date in one exclusive transaction.
+
+        The version is read again inside the transaction: a process that started at the same
+        moment may have migrated while this one waited, and then there is nothing left to do.
+        """
+        await self._db.create_function(
+            "chatlab_legacy_framing_tokens", 2, legacy_framing_tokens, deterministic=True
+        )
+        await self._db.execute("BEGIN EXCLUSIVE")
+        try:
+            version = await self._schema_version()
+            for number in range(version, SCHEMA_VERSION):
+                log.info("Migrating the database to schema version %d", number + 1)
+                for statement in _statements(MIGRATIONS[number]):
+                    await self._db.execute(statement)
+                await self._db.execute(f"PRAGMA user_version = {number + 1:d}")
+            await self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                await self._db.execute("ROLLBACK")
+            raise
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -197,6 +322,7 @@ class ConversationStore:
 
     async def _transaction(self, work: Callable[[], Awaitable[T]]) -> T:
         async def wrapped() -> T:
+            self._check_still_there()
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 result = await work()
@@ -208,6 +334,29 @@ class ConversationStore:
             return result
 
         return await self._run(wrapped)
+
+    def _check_still_there(self) -> None:
+        """Raise `DatabaseMissing` if the path no longer names the file that was opened.
+
+        Writes to a deleted (unlinked) file succeed and vanish at exit; a replaced file would
+        split the conversation between two databases. Either is loud, once, at CRITICAL.
+        """
+        if self._path is None:
+            return
+        try:
+            now = _identity(os.stat(self._path))
+        except FileNotFoundError:
+            now = None
+        if now == self._identity:
+            return
+        error = DatabaseMissing(
+            f"the database file {self._path} was deleted or replaced while running; restart the"
+            " bot (nothing more is stored until then)"
+        )
+        if not self._missing_reported:
+            self._missing_reported = True
+            log.critical("%s", error)
+        raise error
 
     async def _fetchall(self, sql: str, params: tuple[object, ...]) -> list[sqlite3.Row]:
         async def work() -> list[sqlite3.Row]:
@@ -233,20 +382,26 @@ class ConversationStore:
         return _pair_rounds(reversed(rows))
 
     async def add_turn(self, turn: TurnRecord) -> int:
-        """Write a whole turn in one transaction; returns the turn's id."""
+        """Write a whole turn in one transaction; returns the turn's id.
+
+        A usage figure that is not a whole number from 0 to 2**63 - 1 (what a broken server may
+        report) is stored as NULL, i.e. unreported, rather than failing the turn.
+        """
 
         async def work() -> int:
             now = time.time()
             row = await self._db.execute_insert(
                 "INSERT INTO turns (channel_id, user_id, model, prompt_tokens,"
-                " completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                " completion_tokens, created_at, question_message_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     turn.channel_id,
                     turn.question.author_id,
                     turn.model,
-                    turn.prompt_tokens,
-                    turn.completion_tokens,
+                    _usage_figure(turn.prompt_tokens),
+                    _usage_figure(turn.completion_tokens),
                     now,
+                    turn.question_message_id,
                 ),
             )
             assert row is not None
@@ -288,14 +443,54 @@ class ConversationStore:
 
         return await self._transaction(work)
 
-    async def export(self, channel_id: int) -> list[StoredMessage]:
-        """Every stored message of the channel, oldest first."""
-        rows = await self._fetchall(
-            "SELECT role, content, tokens, author_id, author_name, created_at FROM messages"
-            " WHERE channel_id = ? ORDER BY id",
-            (channel_id,),
+    async def forget_question(self, channel_id: int, message_id: int) -> bool:
+        """Forget the turn asked by Discord message `message_id`; True if there was one.
+
+        Its question and answer leave the history (and the export). The turn row stays, as
+        the record of the tokens that were spent on it: usage figures still count it.
+        """
+
+        async def work() -> bool:
+            cursor = await self._db.execute(
+                "DELETE FROM messages WHERE turn_id IN (SELECT id FROM turns"
+                " WHERE channel_id = ? AND question_message_id = ?)",
+                (channel_id, message_id),
+            )
+            return cursor.rowcount > 0
+
+        return await self._transaction(work)
+
+    async def export_pages(
+        self, channel_id: int, *, page_size: int = 500, newest_first: bool = False
+    ) -> AsyncIterator[list[StoredMessage]]:
+        """Every stored message of the channel, in pages of up to `page_size`, oldest first.
+
+        Keyset pages on the (channel_id, id) index: each page is one trip to the database, and
+        nothing is held between pages, so memory stays flat and other work goes on meanwhile.
+        A page may end between a question and its answer.
+        """
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        sql = EXPORT_NEWEST_FIRST if newest_first else EXPORT_OLDEST_FIRST
+        bound = SQLITE_MAX_INTEGER if newest_first else -SQLITE_MAX_INTEGER - 1
+        while True:
+            rows = await self._fetchall(sql, (channel_id, bound, page_size))
+            if not rows:
+                return
+            yield [
+                StoredMessage(Message(r[1], r[2], r[3], r[4], r[5]), created_at=r[6]) for r in rows
+            ]
+            if len(rows) < page_size:
+                return
+            bound = rows[-1][0]
+
+    async def count_rounds(self, channel_id: int) -> int:
+        """How many rounds (questions) the channel's stored conversation holds."""
+        row = await self._fetchone(
+            "SELECT COUNT(*) FROM messages WHERE channel_id = ? AND role = 'user'", (channel_id,)
         )
-        return [StoredMessage(Message(r[0], r[1], r[2], r[3], r[4]), created_at=r[5]) for r in rows]
+        assert row is not None
+        return int(row[0])
 
     async def usage(self, channel_id: int) -> Usage:
         row = await self._fetchone(
@@ -402,6 +597,123 @@ def _pair_rounds(rows_oldest_first: Iterable[sqlite3.Row]) -> list[Round]:
             rounds.append(Round(pending[1], message))
             pending = None
     return rounds
+
+
+def _claim(path: str | os.PathLike[str], held: contextlib.ExitStack) -> Path:
+    """Check the path, take the process lock (into `held`), create the file 0600 if need be."""
+    path = Path(path).absolute()
+    try:
+        _check_database_path(path)
+        held.enter_context(_lock_database(path) or contextlib.nullcontext())
+        _check_database_path(path)  # again, now that no other chatlab can change it
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        _restrict(path)
+    except OSError as exc:
+        raise StoreError(f"cannot open the database at {path}: {_reason(exc)}") from exc
+    return path
+
+
+def _check_database_path(path: Path) -> None:
+    """Refuse a path that is not (yet) a database file, before anything touches it."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return  # new: created below
+    if stat.S_ISDIR(info.st_mode):
+        raise StoreError(
+            f"the database path {path} is a directory; set DATABASE_PATH to a file in it,"
+            f" such as {path / 'chatlab.db'}"
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreError(f"the database path {path} is not a regular file")
+    if info.st_size == 0:
+        return  # an empty file is a new database
+    with path.open("rb") as file:
+        header = file.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise StoreError(
+            f"{path} exists and is not an SQLite database; check DATABASE_PATH (chatlab will"
+            " not overwrite it)"
+        )
+
+
+class _ProcessLock:
+    """An exclusive `flock` on `<database>.lock`, held until closed (or the process ends).
+
+    `flock` locks belong to an open file, so a second open in this same process is refused
+    too, and the kernel releases the lock of a killed process. The file stays (deleting a lock
+    file races with its next taker) and holds the pid of the last holder, for the message.
+    """
+
+    def __init__(self, database: Path) -> None:
+        assert fcntl is not None
+        self.path = database.with_name(database.name + ".lock")
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(self._fd)
+            detail = f"pid {holder}" if holder.isdigit() else f"{self.path} is locked"
+            raise DatabaseInUse(
+                f"another chatlab process is using {database} ({detail}); stop it first"
+            ) from None
+        except BaseException:
+            os.close(self._fd)
+            raise
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def __enter__(self) -> _ProcessLock:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self._fd)  # releases the lock
+
+
+def _lock_database(path: Path) -> _ProcessLock | None:
+    """Take the database's process lock; None where the platform has no `flock`."""
+    if fcntl is None:
+        log.warning("No process lock on this platform: never run two chatlab on %s", path)
+        return None
+    return _ProcessLock(path)
+
+
+def _restrict(path: Path) -> None:
+    """Make the database and its -wal and -shm files readable and writable by the owner only."""
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = file.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != 0o600:
+            file.chmod(0o600)
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return (info.st_dev, info.st_ino)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of an SQL script, one by one (so that they run inside a transaction)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending.strip()
+            pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"incomplete SQL statement: {pending.strip()[:60]}")
+
+
+def _usage_figure(value: object) -> int | None:
+    """A usage figure SQLite can store as reported, or None (unreported)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= SQLITE_MAX_INTEGER:
+        return value
+    return None
 
 
 def _reason(exc: BaseException) -> str:

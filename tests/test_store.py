@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import stat
+from dataclasses import replace
 
 import pytest
 
-from bot.conversation import Message
-from bot.store import SCHEMA_VERSION, ConversationStore, StoreError, TurnRecord
+from bot.conversation import Message, legacy_framing_tokens
+from bot.store import (
+    EXPORT_NEWEST_FIRST,
+    EXPORT_OLDEST_FIRST,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    ConversationStore,
+    StoreError,
+    TurnRecord,
+)
 
 
 def turn(channel: int, n: int, *, user: int = 1, usage: tuple[int, int] | None = (10, 5)):
@@ -165,7 +175,7 @@ async def test_sql_looking_text_is_stored_verbatim(store):
 
     await store.add_turn(record)
 
-    (exported_q, _) = await store.export(1)
+    ((exported_q, _),) = [page async for page in store.export_pages(1)]
     assert exported_q.message.content == nasty
     assert exported_q.message.author_name == "x'); --"
 
@@ -188,3 +198,151 @@ async def test_meta_values_round_trip(store):
 
     assert await store.get_meta("tree") == "def"
     assert await store.get_meta("missing") is None
+
+
+# -- schema 2: question ids, forgetting a question, legacy token counts -----------------------
+
+
+def schema_1_database(path, rows, author_name="ann"):
+    """A database as chatlab left it before schema 2, holding `rows` (question, answer) turns."""
+    with sqlite3.connect(path) as raw:
+        raw.executescript(MIGRATIONS[0])
+        raw.execute("PRAGMA user_version = 1")
+        for n, (question, answer) in enumerate(rows, start=1):
+            raw.execute("INSERT INTO turns VALUES (?, 1, 5, 'm', 10, 5, 0.0)", (n,))
+            raw.execute(
+                "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,"
+                " tokens, created_at) VALUES (1, ?, 'user', 5, ?, ?, 7, 0.0)",
+                (n, author_name, question),
+            )
+            raw.execute(
+                "INSERT INTO messages (channel_id, turn_id, role, content, tokens, created_at)"
+                " VALUES (1, ?, 'assistant', ?, 3, 0.0)",
+                (n, answer),
+            )
+    raw.close()
+
+
+async def test_migration_2_raises_legacy_question_counts_to_the_json_framing(db_path):
+    schema_1_database(db_path, [("plain", "a1"), ('say "hi"\nthen\tgo', "a2")])
+
+    async with ConversationStore.open(db_path) as store:
+        rounds = await store.history(1, 10)
+    async with ConversationStore.open(db_path) as reopened:  # migrated once, not twice
+        again = await reopened.history(1, 10)
+
+    assert [r.question.tokens for r in rounds] == [
+        7 + legacy_framing_tokens("plain", "ann"),
+        7 + legacy_framing_tokens('say "hi"\nthen\tgo', "ann"),
+    ]
+    assert [r.answer.tokens for r in rounds] == [3, 3]
+    assert again == rounds
+
+
+async def test_migration_2_leaves_rows_sent_without_a_name_as_they_were(db_path):
+    schema_1_database(db_path, [("plain", "a1")], author_name=None)
+
+    async with ConversationStore.open(db_path) as store:
+        (only,) = await store.history(1, 10)
+
+    assert only.question.tokens == 7
+
+
+async def test_a_new_turn_after_migration_keeps_its_count(db_path):
+    schema_1_database(db_path, [("old", "a")])
+
+    async with ConversationStore.open(db_path) as store:
+        await store.add_turn(turn(1, 2))
+        rounds = await store.history(1, 10)
+
+    assert [r.question.tokens for r in rounds] == [7 + legacy_framing_tokens("old", "ann"), 7]
+
+
+async def test_forgetting_a_question_removes_its_round_but_keeps_its_usage(store):
+    await store.add_turn(replace(turn(1, 1), question_message_id=111))
+    await store.add_turn(replace(turn(1, 2), question_message_id=222))
+    await store.add_turn(replace(turn(2, 3), question_message_id=111))  # same id, other channel
+
+    forgot = await store.forget_question(1, 111)
+    again = await store.forget_question(1, 111)
+    unknown = await store.forget_question(1, 999)
+
+    assert (forgot, again, unknown) == (True, False, False)
+    assert [r.question.content for r in await store.history(1, 10)] == ["question 2"]
+    assert [r.question.content for r in await store.history(2, 10)] == ["question 3"]
+    assert (await store.usage(1)).answers == 2  # the tokens were spent all the same
+
+
+async def test_finding_a_question_uses_the_question_index(store):
+    async with store._db.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM turns WHERE channel_id = ? AND question_message_id = ?",
+        (1, 111),
+    ) as cursor:
+        plan = " ".join(row[-1] for row in await cursor.fetchall())
+
+    assert "turns_by_question" in plan
+
+
+# -- export in pages -----------------------------------------------------------------------
+
+
+async def test_export_pages_come_in_order_in_pages_of_the_size_asked(store):
+    for n in range(7):
+        await store.add_turn(turn(1, n))
+    await store.add_turn(turn(2, 99))
+
+    pages = [page async for page in store.export_pages(1, page_size=4)]
+    newest = [page async for page in store.export_pages(1, page_size=5, newest_first=True)]
+
+    assert [len(p) for p in pages] == [4, 4, 4, 2]
+    contents = [m.message.content for p in pages for m in p]
+    assert contents == [text for n in range(7) for text in (f"question {n}", f"answer {n}")]
+    assert [len(p) for p in newest] == [5, 5, 4]
+    assert [m.message.content for p in newest for m in p] == contents[::-1]
+    assert [page async for page in store.export_pages(3)] == []
+    assert await store.count_rounds(1) == 7 and await store.count_rounds(3) == 0
+
+
+async def test_export_pages_do_not_hold_the_store_between_pages(store):
+    for n in range(4):
+        await store.add_turn(turn(1, n))
+
+    pages = store.export_pages(1, page_size=2)
+    first = await anext(pages)
+    await asyncio.wait_for(store.add_turn(turn(1, 4)), timeout=5)  # while the export is paused
+    rest = [page async for page in pages]
+
+    assert [m.message.content for m in first] == ["question 0", "answer 0"]
+    assert sum(len(p) for p in rest) == 8  # the turn added meanwhile comes last
+
+
+async def test_export_pages_read_by_keyset_on_the_channel_index(store):
+    for sql in (EXPORT_OLDEST_FIRST, EXPORT_NEWEST_FIRST):
+        async with store._db.execute("EXPLAIN QUERY PLAN " + sql, (1, 0, 500)) as cursor:
+            plan = " ".join(row[-1] for row in await cursor.fetchall())
+
+        assert "messages_by_channel (channel_id=? AND id" in plan, plan
+        assert "TEMP B-TREE" not in plan
+
+
+# -- usage figures a broken server may send --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reported", "stored"),
+    [
+        ((2**63, 5), (None, 5)),
+        ((10**30, -1), (None, None)),
+        ((2**63 - 1, 0), (2**63 - 1, 0)),
+        ((12.0, 1.5), (12, None)),
+    ],
+)
+async def test_absurd_usage_figures_are_stored_as_unreported(store, reported, stored):
+    record = replace(turn(1, 1), prompt_tokens=reported[0], completion_tokens=reported[1])
+
+    await store.add_turn(record)
+
+    (row,) = await store._db.execute_fetchall("SELECT prompt_tokens, completion_tokens FROM turns")
+    assert tuple(row) == stored
+    assert [r.question.content for r in await store.history(1, 10)] == ["question 1"]
+    assert (await store.usage(1)).unreported == (None in stored)
