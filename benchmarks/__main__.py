@@ -188,7 +188,11 @@ def populate(path: Path, *, channels: int, turns_each: int, big_channel_turns: i
                 messages.append(
                     (channel, turn_id, "assistant", None, None, "a stored answer", 4, now)
                 )
-            db.executemany("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?)", turns)
+            db.executemany(
+                "INSERT INTO turns (id, channel_id, user_id, model, prompt_tokens,"
+                " completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                turns,
+            )
             db.executemany(
                 "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name,"
                 " content, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+
 import pytest
 
 from bot.access import AccessPolicy
@@ -154,6 +157,7 @@ async def test_a_busy_channel_queues_questions_visibly_and_answers_in_order(worl
     ]
 
 
+@pytest.mark.parametrize("config_overrides", [{"max_tokens": 4096}])  # room for a long answer
 async def test_a_long_answer_arrives_whole_and_in_order_across_messages(world, llm_server):
     paragraphs = [f"Paragraph {n}:" + " lorem ipsum dolor sit amet" * 12 for n in range(20)]
     text = "\n\n".join(paragraphs)
@@ -210,7 +214,12 @@ async def test_the_conversation_survives_a_restart(world, llm_server, db_path, c
     llm_server.default = Reply(echo=True)
     await world.alice.send(world.channel, f"{world.bot_mention} remember 42")
 
-    async with ConversationStore.open(db_path) as fresh_store:
+    # A new process would open the same file; this one's first store still holds its lock, so
+    # the new bot gets a faithful copy of the file.
+    restarted = db_path.with_name("restarted.db")
+    with closing(sqlite3.connect(db_path)) as live, closing(sqlite3.connect(restarted)) as copy:
+        live.backup(copy)
+    async with ConversationStore.open(restarted) as fresh_store:
         await world.env.restart_bot(build_bot(fresh_store, chat_model, AccessPolicy()))
         await world.alice.send(world.channel, f"{world.bot_mention} what number?")
 
@@ -234,6 +243,7 @@ async def test_other_mentions_reach_the_model_as_names(world, llm_server):
     )
 
 
+@pytest.mark.parametrize("config_overrides", [{"max_tokens": 4096}])  # room for a long answer
 async def test_a_long_slash_answer_continues_in_follow_ups(world, llm_server):
     paragraphs = [f"Part {n}:" + " some words here" * 40 for n in range(8)]
     llm_server.then(Reply(text="\n\n".join(paragraphs), chunk_size=700))
