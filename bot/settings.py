@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     def _stripped(cls, value: object) -> object:
         return value.strip() if isinstance(value, str) else value
 
+    @field_validator("database_path", mode="before")
+    @classmethod
+    def _a_database_file(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty; give the SQLite file, e.g. chatlab.db or /data/chatlab.db")
+        return value
+
     @field_validator("system_prompt", mode="before")
     @classmethod
     def _empty_prompt_is_default(cls, value: object) -> object:

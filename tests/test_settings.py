@@ -177,6 +177,14 @@ def test_id_lists_hold_only_discord_ids(monkeypatch, value):
     )
 
 
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_database_path_is_refused(monkeypatch, value):
+    required(monkeypatch)
+    monkeypatch.setenv("DATABASE_PATH", value)
+
+    assert one_line_error().startswith("DATABASE_PATH is invalid: is empty; give the SQLite file")
+
+
 @pytest.mark.parametrize("value", ["", "   "])
 def test_an_empty_model_is_refused(monkeypatch, value):
     required(monkeypatch)
