@@ -42,7 +42,7 @@ from bot.llm import (
     RateLimited,
     Refused,
 )
-from bot.store import StorageFull, StoreError
+from bot.store import DatabaseMissing, StorageFull, StoreError
 from bot.text import DISCORD_LIMIT, closing_fence, split_message, utf16_len
 
 log = logging.getLogger(__name__)
@@ -282,6 +282,11 @@ def explain(error: BaseException) -> str:
             return (
                 "I couldn't save this conversation because the bot's disk is full; "
                 "nothing was lost, please try again later."
+            )
+        case DatabaseMissing():
+            return (
+                "I can't save conversations right now (my database file is gone); "
+                "the bot's owner needs to restart me."
             )
         case StoreError():
             return "I couldn't save this conversation (a database error); please try again later."

@@ -206,3 +206,13 @@ async def test_an_unforeseen_failure_ends_with_a_sentence_and_the_next_question_
     assert any(r.exc_info and "unforeseen" in str(r.exc_info[1]) for r in caplog.records)
     (stored,) = await world.env.bot.service.history(world.channel.id, 10)
     assert stored.answer.content == "fine"
+
+
+async def test_a_database_deleted_while_running_is_said_not_hidden(world, llm_server, db_path):
+    await world.alice.send(world.channel, f"{world.bot_mention} before")
+    db_path.unlink()
+
+    await world.alice.send(world.channel, f"{world.bot_mention} after")
+
+    assert "database file is gone" in world.channel.last_message.content
+    assert "restart me" in world.channel.last_message.content
