@@ -127,6 +127,20 @@ async def timed(work: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - started
 
 
+def insert_rows(db: sqlite3.Connection, turns: list[tuple], messages: list[tuple]) -> None:
+    """Write prepared turns and messages straight into a chatlab database (to fill it fast)."""
+    db.executemany(
+        "INSERT INTO turns (id, channel_id, user_id, model, prompt_tokens,"
+        " completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        turns,
+    )
+    db.executemany(
+        "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name,"
+        " content, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        messages,
+    )
+
+
 # -- figures -------------------------------------------------------------------------------
 
 
@@ -188,16 +202,7 @@ def populate(path: Path, *, channels: int, turns_each: int, big_channel_turns: i
                 messages.append(
                     (channel, turn_id, "assistant", None, None, "a stored answer", 4, now)
                 )
-            db.executemany(
-                "INSERT INTO turns (id, channel_id, user_id, model, prompt_tokens,"
-                " completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                turns,
-            )
-            db.executemany(
-                "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name,"
-                " content, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                messages,
-            )
+            insert_rows(db, turns, messages)
             written += len(messages)
     db.close()
     return written

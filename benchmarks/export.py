@@ -36,6 +36,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from benchmarks.__main__ import insert_rows
 from bot.conversation import Message
 from bot.store import ConversationStore, StoredMessage
 from bot.summaries import MIB, build_export, upload_size
@@ -90,16 +91,7 @@ def populate(path: Path, rounds: int) -> None:
                 turns.append((turn_id, CHANNEL, 7, "gpt-4o-mini", 900, 1200, at))
                 messages.append((CHANNEL, turn_id, "user", 7, "Alice", question, 200, at))
                 messages.append((CHANNEL, turn_id, "assistant", None, None, answer, 1200, at))
-            db.executemany(
-                "INSERT INTO turns (id, channel_id, user_id, model, prompt_tokens,"
-                " completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                turns,
-            )
-            db.executemany(
-                "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name,"
-                " content, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                messages,
-            )
+            insert_rows(db, turns, messages)
     db.close()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import tempfile
 import time
 from contextlib import aclosing
@@ -19,24 +20,13 @@ from pathlib import Path
 
 import openai
 
-from bot.chat import Answer, ChatConfig, ChatService, Delta, Question
+from benchmarks.__main__ import CONFIG
+from bot.chat import Answer, ChatService, Delta, Question
 from bot.llm import OpenAIChatModel
 from bot.replies import StreamedReply
 from bot.store import ConversationStore
 from tests.fake_openai import FakeOpenAI, Reply
-
-
-class MemorySink:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def send(self, text: str) -> int:
-        self.messages.append(text)
-        return len(self.messages) - 1
-
-    async def edit(self, handle: int, text: str) -> int:
-        self.messages[handle] = text
-        return handle
+from tests.screen import Screen
 
 
 async def longest_stall(stop: asyncio.Event, tick: float = 0.01) -> float:
@@ -53,16 +43,7 @@ async def run(megabytes: float) -> None:
     text = ("All work and no play makes a dull answer. " * 30 + "\n\n") * int(
         megabytes * 1024 * 1024 / 1262
     )
-    config = ChatConfig(
-        model="gpt-4o-mini",
-        models=("gpt-4o-mini",),
-        max_tokens=1024,
-        context_window=128_000,
-        max_rounds=5,
-        temperature=0.7,
-        top_p=1.0,
-        system_prompt="You are a helpful assistant.",
-    )
+    config = dataclasses.replace(CONFIG, max_tokens=1024, context_window=128_000)
     with tempfile.TemporaryDirectory() as tmp:
         async with (
             FakeOpenAI(Reply(text=text, chunk_size=8192)) as server,
@@ -72,7 +53,7 @@ async def run(megabytes: float) -> None:
             ConversationStore.open(Path(tmp) / "hostile.db") as store,
         ):
             service = ChatService(store, OpenAIChatModel(client, answer_deadline=600), config)
-            reply: StreamedReply[int] = StreamedReply(MemorySink())
+            reply: StreamedReply[int] = StreamedReply(Screen())
             stop = asyncio.Event()
             ticker = asyncio.create_task(longest_stall(stop))
             started = time.perf_counter()

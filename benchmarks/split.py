@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import replies, text
+from tests.screen import Screen
 
 BASELINE_COMMIT = "9dac7a7"  # the last commit before the splitter was made linear
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,19 +100,6 @@ def split_table(
             else:
                 shown = f"{'-':>11}{now:>10.3f}s{'':>9}"
             print(f"{label:<14}{megabytes:>5}MB{len(chunks):>9}{shown}")
-
-
-class Screen:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def send(self, content: str) -> int:
-        self.messages.append(content)
-        return len(self.messages) - 1
-
-    async def edit(self, handle: int, content: str) -> int:
-        self.messages[handle] = content
-        return handle
 
 
 async def stream_once(module: Any, answer: str) -> tuple[float, float, int]:

@@ -9,24 +9,10 @@ import pytest
 import bot.replies
 from bot.replies import MAX_MESSAGES, StreamedReply, cut_note
 from bot.text import DISCORD_LIMIT, utf16_len
+from tests.screen import Screen
 
 TIMED_OUT = "The model took too long to answer; please try again."
 CUT_OFF = "-# ✂️ Cut off — these words were not kept in the conversation."
-
-
-class Screen:
-    """A ReplySink that keeps what the member would see: one string per message."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def send(self, text: str) -> int:
-        self.messages.append(text)
-        return len(self.messages) - 1
-
-    async def edit(self, handle: int, text: str) -> int:
-        self.messages[handle] = text
-        return handle
 
 
 @pytest.fixture
