@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.__main__ import chat_service, rss_mb, turn
 from bot.conversation import user_content
-from bot.llm import LLMError
+from bot.errors import LLMError
 from bot.replies import explain
 
 

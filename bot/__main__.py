@@ -26,9 +26,10 @@ import openai
 from bot.access import AccessPolicy
 from bot.chat import ChatConfig, ChatService
 from bot.client import ChatBot
+from bot.errors import StoreError
 from bot.llm import OpenAIChatModel
 from bot.settings import Settings, SettingsError, load_settings, redact_url
-from bot.store import ConversationStore, StoreError
+from bot.store import ConversationStore
 
 log = logging.getLogger("bot")
 

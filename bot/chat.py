@@ -29,14 +29,27 @@ from dataclasses import dataclass, field
 from bot.conversation import (
     SPEAKER_NOTE,
     Message,
-    QuestionTooLong,
     Round,
     choose_window,
     history_budget,
     prompt_messages,
     prompt_tokens,
 )
-from bot.llm import ChatModel, ContextTooLong, EmptyAnswer, Finished, Refused
+from bot.errors import (
+    ContextTooLong,
+    Dropped,
+    EmptyAnswer,
+    EmptyPrompt,
+    EmptyQuestion,
+    InvalidModel,
+    PromptTooLong,
+    QueueFull,
+    Reason,
+    Refused,
+    ShuttingDown,
+    Stopped,
+)
+from bot.llm import ChatModel, Finished
 from bot.settings import Settings
 from bot.store import (
     ConversationStore,
@@ -61,83 +74,13 @@ CHARS_PER_TOKEN_CAP = 16
 __all__ = [
     "Answer",
     "ChatConfig",
-    "ChatError",
     "ChatService",
     "Delta",
-    "Dropped",
-    "EmptyQuestion",
-    "InvalidModel",
-    "PromptTooLong",
     "Question",
-    "QuestionTooLong",
-    "QueueFull",
     "Queued",
     "ResetOutcome",
-    "ShuttingDown",
     "StopOutcome",
-    "Stopped",
 ]
-
-
-class ChatError(Exception):
-    """A request the service will not carry out, for a reason the member can fix."""
-
-
-class EmptyQuestion(ChatError):
-    pass
-
-
-class EmptyPrompt(ChatError):
-    """A system prompt with nothing in it (use /system clear to go back to the default)."""
-
-
-class PromptTooLong(ChatError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the system prompt is longer than {limit}")
-        self.limit = limit
-
-
-class InvalidModel(ChatError):
-    def __init__(self, model: str, choices: tuple[str, ...]) -> None:
-        super().__init__(f"{model!r} is not one of {', '.join(choices)}")
-        self.choices = choices
-
-
-class ShuttingDown(ChatError):
-    pass
-
-
-class QueueFull(ChatError):
-    """Too many questions are waiting: in the channel, or from this member in it."""
-
-    def __init__(self, limit: int, *, per_member: bool) -> None:
-        whose = "from this member" if per_member else "in this channel"
-        super().__init__(f"{limit} questions are already waiting {whose}")
-        self.limit = limit
-        self.per_member = per_member
-
-
-class Reason(enum.StrEnum):
-    STOP = "stop"  # /stop, by the asker or a moderator
-    RESET = "reset"  # /reset dropped the channel's questions
-    DELETED = "deleted"  # the member deleted their question
-
-
-class Stopped(ChatError):
-    """The answer being written was stopped; what was written is not kept."""
-
-    def __init__(self, reason: Reason, by_id: int | None = None) -> None:
-        super().__init__(f"the answer was stopped ({reason})")
-        self.reason = reason
-        self.by_id = by_id
-
-
-class Dropped(ChatError):
-    """A waiting question was dropped before its turn came."""
-
-    def __init__(self, reason: Reason) -> None:
-        super().__init__(f"the question was dropped ({reason})")
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,8 +476,9 @@ class ChatService:
         # It must leave room for a reply and a short question.
         counter = counter_for(self._config.model, self._config.tokenizer)
         room = self._config.context_window - self._config.max_tokens - 256
-        if _count(counter, text) > room:
-            raise PromptTooLong(MAX_SYSTEM_PROMPT_CHARS)
+        tokens = _count(counter, text)
+        if tokens > room:  # the limit that bites is the model's, in tokens
+            raise PromptTooLong(MAX_SYSTEM_PROMPT_CHARS, tokens=tokens, room=room)
         await self._store.set_system_prompt(channel_id, text, by_id=by_id, by_name=by_name)
 
     async def clear_system_prompt(self, channel_id: int, *, by_id: int, by_name: str) -> None:

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.errors import QuestionTooLong
+
 # OpenAI's chat format costs a few tokens per message on top of its content, and a few more to
 # prime the reply (the figures from OpenAI's token-counting guide).
 TOKENS_PER_MESSAGE = 3
@@ -94,15 +96,6 @@ class Round:
     @property
     def cost(self) -> int:
         return self.question.cost + self.answer.cost
-
-
-class QuestionTooLong(ValueError):
-    """The question cannot fit in the model's context even with no history at all."""
-
-    def __init__(self, needed: int, available: int) -> None:
-        super().__init__(f"the question needs {needed} tokens but only {available} are available")
-        self.needed = needed
-        self.available = available
 
 
 def speaker_label(name: str) -> str:

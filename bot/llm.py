@@ -26,59 +26,21 @@ from typing import Protocol
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from bot.errors import (
+    AuthenticationFailed,
+    ContextTooLong,
+    Interrupted,
+    LLMError,
+    ModelNotFound,
+    ModelServerError,
+    ModelTimedOut,
+    ModelUnreachable,
+    QuotaExhausted,
+    RateLimited,
+    Refused,
+)
+
 log = logging.getLogger(__name__)
-
-
-class LLMError(Exception):
-    """The model could not give an answer."""
-
-
-class RateLimited(LLMError):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class QuotaExhausted(LLMError):
-    """The account behind the API key has no credit or quota left."""
-
-
-class ContextTooLong(LLMError):
-    """The server says the prompt does not fit the model's context window."""
-
-
-class ModelTimedOut(LLMError):
-    pass
-
-
-class ModelUnreachable(LLMError):
-    pass
-
-
-class AuthenticationFailed(LLMError):
-    pass
-
-
-class ModelNotFound(LLMError):
-    def __init__(self, message: str, model: str | None = None) -> None:
-        super().__init__(message)
-        self.model = model
-
-
-class Refused(LLMError):
-    """The server rejected the request (bad request, content filter)."""
-
-
-class ModelServerError(LLMError):
-    """The server failed (5xx) and kept failing through the SDK's retries."""
-
-
-class Interrupted(LLMError):
-    """The answer stopped before the server said it was finished."""
-
-
-class EmptyAnswer(LLMError):
-    """The server finished without writing anything."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,30 +19,30 @@ import asyncio
 import logging
 from typing import Generic, Protocol, TypeVar
 
-from bot.chat import (
-    Answer,
-    ChatError,
-    EmptyQuestion,
-    InvalidModel,
-    PromptTooLong,
-    QuestionTooLong,
-    ShuttingDown,
-)
-from bot.llm import (
+from bot.chat import Answer
+from bot.errors import (
     AuthenticationFailed,
+    ChatError,
     ContextTooLong,
+    DatabaseMissing,
     EmptyAnswer,
+    EmptyQuestion,
     Interrupted,
+    InvalidModel,
     LLMError,
     ModelNotFound,
     ModelServerError,
     ModelTimedOut,
     ModelUnreachable,
+    PromptTooLong,
+    QuestionTooLong,
     QuotaExhausted,
     RateLimited,
     Refused,
+    ShuttingDown,
+    StorageFull,
+    StoreError,
 )
-from bot.store import DatabaseMissing, StorageFull, StoreError
 from bot.text import DISCORD_LIMIT, closing_fence, split_message, utf16_len
 
 log = logging.getLogger(__name__)

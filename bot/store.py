@@ -44,6 +44,7 @@ from typing import TypeVar
 import aiosqlite
 
 from bot.conversation import Message, Round, legacy_framing_tokens
+from bot.errors import DatabaseInUse, DatabaseMissing, StorageFull, StoreError
 
 try:
     import fcntl
@@ -124,22 +125,6 @@ EXPORT_NEWEST_FIRST = (
     "SELECT id, role, content, tokens, author_id, author_name, created_at FROM messages"
     " WHERE channel_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
 )
-
-
-class StoreError(Exception):
-    """The database could not do what was asked."""
-
-
-class StorageFull(StoreError):
-    """The disk (or the database's page limit) is full."""
-
-
-class DatabaseInUse(StoreError):
-    """Another process (or another open store in this one) holds the database."""
-
-
-class DatabaseMissing(StoreError):
-    """The database file was deleted or replaced while the store had it open."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,24 +18,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chat import (
-    Answer,
+from bot.chat import Answer, Delta, Question, Queued, StopOutcome, clean_text
+from bot.client import AnswerDisplay, ChannelSink, ChatBot, InteractionSink, asker_of
+from bot.errors import (
     ChatError,
-    Delta,
     Dropped,
-    Question,
+    LLMError,
     QuestionTooLong,
-    Queued,
     QueueFull,
     Reason,
-    StopOutcome,
     Stopped,
-    clean_text,
+    StoreError,
 )
-from bot.client import AnswerDisplay, ChannelSink, ChatBot, InteractionSink, asker_of
-from bot.llm import LLMError
 from bot.replies import StreamedReply, answer_footer, cut_note, explain, queue_notice
-from bot.store import StoreError
 from bot.text import quote, readable_mentions, strip_mentions
 
 log = logging.getLogger(__name__)

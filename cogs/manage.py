@@ -16,8 +16,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chat import ChatError
 from bot.client import NO_PINGS, ChatBot
+from bot.errors import ChatError
 from bot.replies import explain
 from bot.summaries import (
     NOTHING_TO_EXPORT,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
-from bot.llm import Finished, LLMError, StreamEvent
+from bot.errors import LLMError
+from bot.llm import Finished, StreamEvent
 
 
 class ScriptedModel:

@@ -8,20 +8,20 @@ from contextlib import aclosing
 
 import pytest
 
-from bot.chat import (
-    Answer,
-    ChatService,
-    Delta,
+from bot.chat import Answer, ChatService, Delta, Question, Queued
+from bot.errors import (
+    ContextTooLong,
+    EmptyAnswer,
     EmptyPrompt,
     EmptyQuestion,
+    Interrupted,
     InvalidModel,
     PromptTooLong,
-    Question,
     QuestionTooLong,
-    Queued,
+    RateLimited,
+    Refused,
     ShuttingDown,
 )
-from bot.llm import ContextTooLong, EmptyAnswer, Interrupted, RateLimited, Refused
 from bot.store import ConversationStore
 from bot.tokens import counter_for
 from tests.conftest import ask_events, make_config

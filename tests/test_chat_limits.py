@@ -8,17 +8,8 @@ from contextlib import aclosing
 
 import pytest
 
-from bot.chat import (
-    Answer,
-    ChatService,
-    Delta,
-    Dropped,
-    Question,
-    QueueFull,
-    Reason,
-    StopOutcome,
-    Stopped,
-)
+from bot.chat import Answer, ChatService, Delta, Question, StopOutcome
+from bot.errors import Dropped, QueueFull, Reason, Stopped
 from bot.llm import OpenAIChatModel
 from bot.store import ConversationStore
 from tests.conftest import ask_events, make_config

@@ -12,7 +12,6 @@ from bot.conversation import (
     SPEAKER_NOTE,
     TOKENS_PER_MESSAGE,
     Message,
-    QuestionTooLong,
     Round,
     choose_window,
     history_budget,
@@ -20,6 +19,7 @@ from bot.conversation import (
     prompt_messages,
     speaker_label,
 )
+from bot.errors import QuestionTooLong
 from bot.tokens import counter_for
 from tests.speakers import said
 

@@ -7,20 +7,19 @@ import time
 import openai
 import pytest
 
-from bot.llm import (
+from bot.errors import (
     AuthenticationFailed,
     ContextTooLong,
-    Finished,
     Interrupted,
     ModelNotFound,
     ModelServerError,
     ModelTimedOut,
     ModelUnreachable,
-    OpenAIChatModel,
     QuotaExhausted,
     RateLimited,
     Refused,
 )
+from bot.llm import Finished, OpenAIChatModel
 from tests.fake_openai import (
     FakeOpenAI,
     Reply,

@@ -18,7 +18,8 @@ import pytest
 from pydantic import SecretStr
 
 from bot.__main__ import QUIET_LOGGERS, RedactSecrets, configure_logging
-from bot.llm import LLMError, OpenAIChatModel
+from bot.errors import LLMError
+from bot.llm import OpenAIChatModel
 from bot.settings import Settings, load_settings
 from tests.fake_openai import FakeOpenAI, Reply, unauthorized
 

@@ -9,7 +9,8 @@ import signal
 import pytest
 
 from bot.__main__ import _stop_on_signals
-from bot.chat import Question, ShuttingDown
+from bot.chat import Question
+from bot.errors import ShuttingDown
 from tests.conftest import ask_events
 
 

@@ -10,13 +10,13 @@ from dataclasses import replace
 import pytest
 
 from bot.conversation import Message, legacy_framing_tokens
+from bot.errors import StoreError
 from bot.store import (
     EXPORT_NEWEST_FIRST,
     EXPORT_OLDEST_FIRST,
     MIGRATIONS,
     SCHEMA_VERSION,
     ConversationStore,
-    StoreError,
     TurnRecord,
 )
 

@@ -15,14 +15,8 @@ import pytest
 
 from bot import store as store_module
 from bot.conversation import Message
-from bot.store import (
-    SCHEMA_VERSION,
-    ConversationStore,
-    DatabaseInUse,
-    DatabaseMissing,
-    StoreError,
-    TurnRecord,
-)
+from bot.errors import DatabaseInUse, DatabaseMissing, StoreError
+from bot.store import SCHEMA_VERSION, ConversationStore, TurnRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "tests" / "store_child.py"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.llm import ModelTimedOut
+from bot.errors import ModelTimedOut
 from tests.fake_openai import (
     Reply,
     context_too_long,
