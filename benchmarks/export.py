@@ -39,7 +39,7 @@ import aiosqlite
 from benchmarks.__main__ import insert_rows
 from bot.conversation import Message
 from bot.store import ConversationStore, StoredMessage
-from bot.summaries import MIB, build_export, upload_size
+from cogs._export import MIB, build_export, upload_size
 
 CHANNEL = 1
 LIMITS = {"new, 10 MiB limit": 10 * MIB, "new, 50 MiB limit": 50 * MIB, "new, no limit": 1 << 40}

@@ -23,8 +23,8 @@ import openai
 from benchmarks.__main__ import CONFIG
 from bot.chat import Answer, ChatService, Delta, Question
 from bot.llm import OpenAIChatModel
-from bot.replies import StreamedReply
 from bot.store import ConversationStore
+from cogs._reply import StreamedReply
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.screen import Screen
 

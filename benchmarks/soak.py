@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks.__main__ import chat_service, rss_mb, turn
 from bot.conversation import user_content
 from bot.errors import LLMError
-from bot.replies import explain
+from cogs._render import explain
 
 
 async def soak(turns: int, channels: int, failure_rate: float) -> int:

@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot import replies, text
+from cogs import _reply as replies
+from cogs import _text as text
 from tests.screen import Screen
 
 BASELINE_COMMIT = "9dac7a7"  # the last commit before the splitter was made linear

@@ -76,10 +76,13 @@ __all__ = [
     "ChatConfig",
     "ChatService",
     "Delta",
+    "PromptChange",
     "Question",
     "Queued",
     "ResetOutcome",
     "StopOutcome",
+    "StoredMessage",
+    "Usage",
 ]
 
 

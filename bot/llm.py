@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,8 +62,12 @@ class ChatModel(Protocol):
         max_tokens: int,
         temperature: float,
         top_p: float,
-    ) -> AsyncIterator[StreamEvent]:
-        """Yield the answer's text deltas, then exactly one `Finished`; or raise an LLMError."""
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Yield the answer's text deltas, then exactly one `Finished`; or raise an LLMError.
+
+        An async generator, not any async iterator: the service may stop reading early (/stop, a
+        cap, shutdown) and then calls `aclose()` so the model releases its HTTP stream at once.
+        """
         ...
 
 
@@ -114,7 +118,7 @@ class OpenAIChatModel:
         max_tokens: int,
         temperature: float,
         top_p: float,
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         deadline = asyncio.get_running_loop().time() + self._deadline
         started = False
         try:

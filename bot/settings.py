@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
@@ -217,7 +218,7 @@ class Settings(BaseSettings):
         kept = {secret for secret in found if len(secret) >= MIN_SECRET_LENGTH}
         return tuple(sorted(kept, key=lambda secret: (-len(secret), secret)))
 
-    def __repr_args__(self) -> Any:
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         yield from super().__repr_args__()
         yield "openai_base_url", redact_url(self.openai_base_url)
 
@@ -267,10 +268,13 @@ def _discord_id(text: str, problem: str) -> int:
     return value
 
 
-def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
-    """Read and validate the settings, or raise `SettingsError` with one readable line."""
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Read and validate the settings, or raise `SettingsError` with one readable line.
+
+    `overrides` are field values of any type: pydantic validates them, as it does the environment.
+    """
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
 

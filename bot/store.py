@@ -266,7 +266,8 @@ class ConversationStore:
 
     async def _schema_version(self) -> int:
         async with self._db.execute("PRAGMA user_version") as cursor:
-            (version,) = await cursor.fetchone()  # type: ignore[misc]
+            row = await cursor.fetchone()
+        version: int = row[0] if row is not None else 0  # PRAGMA user_version always has a row
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the database is from a newer chatlab (schema {version} > {SCHEMA_VERSION})"

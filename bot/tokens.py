@@ -51,10 +51,19 @@ _BLOBS = {
 
 
 class TokenCounter(Protocol):
-    name: str
-    exact: bool
+    """Counts the tokens of a text; read-only, so the frozen counters below satisfy it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def exact(self) -> bool: ...
 
     def count(self, text: str) -> int: ...
+
+    # A counter is a cache key (`ChatService` memoises counts per counter and text), so it must
+    # be hashable: a frozen dataclass is; a plain `@dataclass` (eq without frozen) is not.
+    def __hash__(self) -> int: ...
 
 
 @dataclass(frozen=True)

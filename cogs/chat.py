@@ -19,7 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.chat import Answer, Delta, Question, Queued, StopOutcome, clean_text
-from bot.client import AnswerDisplay, ChannelSink, ChatBot, InteractionSink, asker_of
+from bot.client import ChatBot
 from bot.errors import (
     ChatError,
     Dropped,
@@ -30,8 +30,18 @@ from bot.errors import (
     Stopped,
     StoreError,
 )
-from bot.replies import StreamedReply, answer_footer, cut_note, explain, queue_notice
-from bot.text import quote, readable_mentions, strip_mentions
+from cogs._discord import asker_of
+from cogs._render import explain
+from cogs._reply import (
+    AnswerDisplay,
+    ChannelSink,
+    InteractionSink,
+    StreamedReply,
+    answer_footer,
+    cut_note,
+    queue_notice,
+)
+from cogs._text import quote, readable_mentions, strip_mentions
 
 log = logging.getLogger(__name__)
 

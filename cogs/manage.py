@@ -16,20 +16,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import NO_PINGS, ChatBot
+from bot.client import ChatBot
 from bot.errors import ChatError
-from bot.replies import explain
-from bot.summaries import (
-    NOTHING_TO_EXPORT,
-    build_export,
-    export_message,
+from cogs._discord import NO_PINGS
+from cogs._export import NOTHING_TO_EXPORT, build_export, export_message
+from cogs._render import (
+    explain,
     history_summary,
     prompt_summary,
     reset_summary,
     settings_summary,
     usage_summary,
 )
-from bot.text import quote
+from cogs._text import quote
 
 MODERATORS = discord.Permissions(manage_messages=True)
 DEFAULT_CHOICE = "default"

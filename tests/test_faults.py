@@ -11,8 +11,8 @@ import pytest
 from bot.chat import Answer, ChatService, Question
 from bot.errors import StorageFull
 from bot.llm import OpenAIChatModel
-from bot.replies import explain
 from bot.store import ConversationStore
+from cogs._render import explain
 from tests.conftest import ask_events, make_config
 from tests.fake_openai import (
     FakeOpenAI,

@@ -16,7 +16,7 @@ from bot.conversation import (
     Round,
     choose_window,
 )
-from bot.text import split_message, utf16_len
+from cogs._text import split_message, utf16_len
 
 # -- the splitter ----------------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-import bot.replies
-from bot.replies import MAX_MESSAGES, StreamedReply, cut_note
-from bot.text import DISCORD_LIMIT, utf16_len
+import cogs._reply
+from cogs._reply import MAX_MESSAGES, StreamedReply, cut_note
+from cogs._text import DISCORD_LIMIT, utf16_len
 from tests.screen import Screen
 
 TIMED_OUT = "The model took too long to answer; please try again."
@@ -19,13 +19,13 @@ CUT_OFF = "-# ✂️ Cut off — these words were not kept in the conversation."
 def split_work(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The length of every text a reply gives the splitter."""
     work: list[int] = []
-    split = bot.replies.split_message
+    split = cogs._reply.split_message
 
     def counted(text: str, *args: object, **kwargs: object) -> list[str]:
         work.append(len(text))
         return split(text, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(bot.replies, "split_message", counted)
+    monkeypatch.setattr(cogs._reply, "split_message", counted)
     return work
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import bot.text
-from bot.text import (
+import cogs._text
+from cogs._text import (
     closing_fence,
     quote,
     readable_mentions,
@@ -47,7 +47,7 @@ def test_limits_count_utf16_units_as_discord_does():
 def characters_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many characters the splitter measures and searches for cuts, per call."""
     read: list[int] = []
-    cut, length = bot.text._cut, bot.text.utf16_len
+    cut, length = cogs._text._cut, cogs._text.utf16_len
 
     def counted_cut(text: str, room: int) -> int:
         read.append(len(text))
@@ -57,8 +57,8 @@ def characters_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         read.append(len(text))
         return length(text)
 
-    monkeypatch.setattr(bot.text, "_cut", counted_cut)
-    monkeypatch.setattr(bot.text, "utf16_len", counted_length)
+    monkeypatch.setattr(cogs._text, "_cut", counted_cut)
+    monkeypatch.setattr(cogs._text, "utf16_len", counted_length)
     return read
 
 

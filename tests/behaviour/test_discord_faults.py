@@ -7,7 +7,7 @@ import logging
 import discord
 import pytest
 
-from bot.replies import MAX_MESSAGES
+from cogs._reply import MAX_MESSAGES
 from tests.fake_openai import Reply
 from tests.scripted_model import ScriptedModel
 

@@ -14,9 +14,9 @@ import zipfile
 import pytest
 import simcord.interactions
 
-from bot import summaries
 from bot.conversation import Message
 from bot.store import TurnRecord
+from cogs import _export as summaries
 
 ROUNDS = 60
 WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "nu", "pe", "ri", "su", "to") for b in "aeiouyxz"]

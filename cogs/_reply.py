@@ -17,35 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
+import discord
+
 from bot.chat import Answer
-from bot.errors import (
-    AuthenticationFailed,
-    ChatError,
-    ContextTooLong,
-    DatabaseMissing,
-    EmptyAnswer,
-    EmptyQuestion,
-    Interrupted,
-    InvalidModel,
-    LLMError,
-    ModelNotFound,
-    ModelServerError,
-    ModelTimedOut,
-    ModelUnreachable,
-    PromptTooLong,
-    QuestionTooLong,
-    QuotaExhausted,
-    RateLimited,
-    Refused,
-    ShuttingDown,
-    StorageFull,
-    StoreError,
-)
-from bot.text import DISCORD_LIMIT, closing_fence, split_message, utf16_len
+from cogs._discord import NO_PINGS
+from cogs._text import DISCORD_LIMIT, closing_fence, split_message, utf16_len
 
 log = logging.getLogger(__name__)
+
+FINAL_RETRY_DELAY = 2.0  # seconds, then twice that: the final render is worth a second try
 
 IN_PROGRESS = " ⏳"
 EDIT_INTERVAL = 1.0
@@ -227,67 +210,102 @@ def cut_note(chars: int) -> str:
     return "\n-# " + CUT_NOTE.format(chars=chars)
 
 
-def explain(error: BaseException) -> str:
-    """One friendly sentence: what happened and what to do."""
-    match error:
-        case RateLimited(retry_after=seconds) if seconds and seconds <= 120:
-            return f"The model is rate-limited; try again in about {round(seconds)} seconds."
-        case RateLimited():
-            return "The model is rate-limited right now; try again in a minute."
-        case QuotaExhausted():
-            return "The model account has run out of quota; the bot's owner needs to check billing."
-        case ContextTooLong():
-            return (
-                "This conversation is too long for the model even after dropping old rounds; "
-                "ask a shorter question or use /reset."
+class ChannelSink:
+    """Writes a reply into a channel: the first message replies to the question."""
+
+    def __init__(self, question: discord.Message) -> None:
+        self._question = question
+        self._channel = question.channel
+
+    async def send(self, text: str) -> discord.Message:
+        if self._question is not None:
+            question, self._question = self._question, None
+            try:
+                return await question.reply(text, mention_author=False, allowed_mentions=NO_PINGS)
+            except discord.HTTPException:  # the question was deleted meanwhile
+                pass
+        return await self._channel.send(text, allowed_mentions=NO_PINGS)
+
+    async def edit(self, handle: discord.Message, text: str) -> discord.Message:
+        try:
+            return await handle.edit(content=text, allowed_mentions=NO_PINGS)
+        except discord.NotFound:
+            log.info("A reply message was deleted while streaming; sending it again")
+            return await self._channel.send(text, allowed_mentions=NO_PINGS)
+
+
+class InteractionSink:
+    """Writes a reply into a deferred interaction: the original response, then follow-ups.
+
+    An interaction's token lasts 15 minutes; past that (or if a message was deleted) the reply
+    continues as ordinary channel messages.
+    """
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self._interaction = interaction
+        self._original_used = False
+
+    async def send(self, text: str) -> discord.abc.Snowflake:
+        try:
+            if not self._original_used:
+                self._original_used = True
+                return await self._interaction.edit_original_response(
+                    content=text, allowed_mentions=NO_PINGS
+                )
+            return await self._interaction.followup.send(text, wait=True, allowed_mentions=NO_PINGS)
+        except (discord.NotFound, discord.Forbidden, discord.HTTPException) as exc:
+            return await self._fallback(text, exc)
+
+    async def edit(self, handle: discord.abc.Snowflake, text: str) -> discord.abc.Snowflake:
+        try:
+            return await handle.edit(content=text, allowed_mentions=NO_PINGS)  # type: ignore[attr-defined]
+        except discord.HTTPException as exc:
+            return await self._fallback(text, exc)
+
+    async def _fallback(self, text: str, exc: discord.HTTPException) -> discord.Message:
+        channel = self._interaction.channel
+        if exc.status >= 500 or not isinstance(channel, discord.abc.Messageable):
+            raise exc
+        log.info("Interaction reply unavailable (%s); continuing in the channel", exc.status)
+        return await channel.send(text, allowed_mentions=NO_PINGS)
+
+
+class AnswerDisplay:
+    """Runs the Discord writes of one answer. A failure never stops the conversation: the answer
+    is still completed and stored. Without permission to write, it stops trying; after another
+    failure (a rate limit, a Discord error) later writes — the final render rewrites every
+    message — try again. One log line either way."""
+
+    def __init__(self, channel_id: int) -> None:
+        self._channel_id = channel_id
+        self._logged = False
+        self._forbidden = False
+
+    async def __call__(
+        self, write: Callable[[], Awaitable[object]], *, courtesy: bool = False, tries: int = 1
+    ) -> None:
+        for attempt in range(1, tries + 1):
+            if self._forbidden:
+                return
+            try:
+                await write()
+                return
+            except discord.HTTPException as exc:
+                if courtesy:  # typing, reactions: nice to have
+                    log.debug("Skipped a courtesy in channel %s: %s", self._channel_id, exc)
+                    return
+                self._failed(exc)
+            if attempt < tries:
+                await asyncio.sleep(FINAL_RETRY_DELAY * attempt)
+
+    def _failed(self, exc: discord.HTTPException) -> None:
+        self._forbidden = isinstance(exc, discord.Forbidden)
+        if not self._logged:
+            self._logged = True
+            log.warning(
+                "Discord refused a write of the answer in channel %s (HTTP %s, code %s); "
+                "the answer is stored either way",
+                self._channel_id,
+                exc.status,
+                exc.code,
             )
-        case QuestionTooLong(needed=needed, available=available):
-            return (
-                f"That question is too long for the model ({needed} tokens, {available} "
-                "available); please shorten it."
-            )
-        case ModelTimedOut():
-            return "The model took too long to answer; please try again."
-        case ModelUnreachable():
-            return "I can't reach the model server right now; please try again in a few minutes."
-        case AuthenticationFailed():
-            return "The model server rejected the bot's API key; the bot's owner needs to fix it."
-        case ModelNotFound(model=model):
-            name = f" `{model}`" if model else ""
-            return (
-                f"The model{name} isn't available on the server; a moderator can pick another "
-                "with /model."
-            )
-        case Refused():
-            return "The model refused this request; try rephrasing it."
-        case ModelServerError():
-            return "The model server had an error; please try again in a moment."
-        case Interrupted():
-            return "The answer was cut off before it finished and was not saved; please ask again."
-        case EmptyAnswer():
-            return "The model returned an empty answer; please try again or rephrase."
-        case LLMError():
-            return "The model could not answer; please try again."
-        case EmptyQuestion():
-            return "There's no question there — write it after the mention or in /ask."
-        case PromptTooLong(limit=limit):
-            return f"That system prompt is too long; keep it under {limit} characters."
-        case InvalidModel(choices=choices):
-            return f"Unknown model; choose one of: {', '.join(choices)}."
-        case ShuttingDown():
-            return "I'm restarting; please ask again in a minute."
-        case ChatError():
-            return str(error).capitalize() + "."
-        case StorageFull():
-            return (
-                "I couldn't save this conversation because the bot's disk is full; "
-                "nothing was lost, please try again later."
-            )
-        case DatabaseMissing():
-            return (
-                "I can't save conversations right now (my database file is gone); "
-                "the bot's owner needs to restart me."
-            )
-        case StoreError():
-            return "I couldn't save this conversation (a database error); please try again later."
-    return "Something went wrong on my side; please try again."

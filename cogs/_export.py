@@ -17,67 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from bot.chat import ChannelPrompt, ChatConfig
-from bot.conversation import Round
-from bot.store import PromptChange, StoredMessage, Usage
-from bot.text import DISCORD_LIMIT, one_line, quote
+from bot.chat import StoredMessage
 
 if TYPE_CHECKING:
-    from bot.chat import ResetOutcome
-
-SOURCES = {
-    "channel": "set in this channel",
-    "parent": "inherited from the parent channel",
-    "default": "the bot's default",
-}
-
-
-def prompt_summary(prompt: ChannelPrompt, changes: Sequence[PromptChange]) -> str:
-    """The prompt in force, where it comes from, and who changed it when (newest first)."""
-    lines = [f"**System prompt** ({SOURCES[prompt.source]}):", quote(prompt.text, 1000), ""]
-    lines.append("**Changes:**")
-    for change in changes:
-        what = f"set to “{one_line(change.prompt, 60)}”" if change.prompt else "cleared"
-        lines.append(f"- <t:{int(change.set_at)}:R> {change.set_by_name} {what}")
-    if not changes:
-        lines.append("- none in this channel")
-    return "\n".join(lines)[:DISCORD_LIMIT]
-
-
-def history_summary(rounds: Sequence[Round]) -> str:
-    """Recent rounds, oldest first, each shortened; the oldest are left out to fit one message."""
-    if not rounds:
-        return "No conversation yet."
-    blocks = [
-        f"**{one_line(r.question.author_name or 'someone', 32)}:** "
-        f"{one_line(r.question.content, 300)}\n**→** {one_line(r.answer.content, 400)}"
-        for r in rounds
-    ]
-    while len("\n\n".join(blocks)) > DISCORD_LIMIT and len(blocks) > 1:
-        blocks.pop(0)
-    return "\n\n".join(blocks)[:DISCORD_LIMIT]
-
-
-def usage_summary(usage: Usage) -> str:
-    text = (
-        f"This channel: {usage.answers} answers, {usage.prompt_tokens:,} prompt + "
-        f"{usage.completion_tokens:,} completion = **{usage.total_tokens:,} tokens**."
-    )
-    if usage.unreported:
-        text += f" ({usage.unreported} answers came from a server that reports no usage.)"
-    return text
-
-
-def settings_summary(model: str, prompt: ChannelPrompt, config: ChatConfig) -> str:
-    return "\n".join(
-        [
-            f"**Model:** `{model}` (context {config.context_window:,} tokens, "
-            f"replies up to {config.max_tokens:,})",
-            f"**History sent with a question:** up to {config.max_rounds} rounds that fit",
-            f"**System prompt** ({SOURCES[prompt.source]}):",
-            quote(prompt.text, 800),
-        ]
-    )
+    pass
 
 
 def export_header(channel_id: int, note: str | None = None) -> str:
@@ -272,14 +215,3 @@ def _deflate(
                 return False, read, written
     size = target.stat().st_size
     return size <= limit, read, size
-
-
-def reset_summary(who: str, outcome: ResetOutcome) -> str:
-    """What /reset did, in one public sentence (the caller sends it without pings)."""
-    rounds, dropped = outcome.rounds, outcome.dropped
-    done = [f"forgot {rounds:,} {'round' if rounds == 1 else 'rounds'}"]
-    if dropped:
-        done.append(f"dropped {dropped:,} waiting {'question' if dropped == 1 else 'questions'}")
-    if outcome.stopped:
-        done.append("stopped the answer in progress")
-    return f"{who} reset the conversation: {', '.join(done)}. The system prompt stays."
