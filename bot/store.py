@@ -36,7 +36,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -448,7 +448,7 @@ class ConversationStore:
 
     async def export_pages(
         self, channel_id: int, *, page_size: int = 500, newest_first: bool = False
-    ) -> AsyncIterator[list[StoredMessage]]:
+    ) -> AsyncGenerator[list[StoredMessage], None]:
         """Every stored message of the channel, in pages of up to `page_size`, oldest first.
 
         Keyset pages on the (channel_id, id) index: each page is one trip to the database, and
