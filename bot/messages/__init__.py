@@ -24,7 +24,15 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from importlib import resources
 
-__all__ = ["DEFAULT_LOCALE", "LOCALES", "keys", "placeholders", "resolve_locale", "template", "text"]
+__all__ = [
+    "DEFAULT_LOCALE",
+    "LOCALES",
+    "keys",
+    "placeholders",
+    "resolve_locale",
+    "template",
+    "text",
+]
 
 LOCALES = ("en-US", "zh-CN", "zh-TW")
 DEFAULT_LOCALE = "en-US"
