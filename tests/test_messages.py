@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 import string
@@ -393,3 +394,20 @@ def test_a_mention_is_answered_in_the_servers_language_and_a_dm_in_english():
 def test_placeholders_are_read_like_str_format():
     assert messages.placeholders("{a} {b:,} {{c}} {d!r}") == {"a", "b", "d"}
     assert [f for _, f, _, _ in string.Formatter().parse("{count:,}") if f] == ["count"]
+
+
+def test_every_key_the_code_names_is_in_the_catalogue():
+    """A sentence key written as a literal anywhere in bot/ or cogs/ exists in English."""
+    families = "|".join(sorted({key.split(".")[0] for key in ENGLISH}))
+    looks_like_a_key = re.compile(rf"^({families})(\.[a-z_]*[a-z])+$")  # not an f-string part
+    root = Path(__file__).parent.parent
+    named = {
+        node.value
+        for source in [*root.glob("bot/**/*.py"), *root.glob("cogs/*.py")]
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and looks_like_a_key.match(node.value)
+    }
+    assert len(named) > 20
+    assert named - ENGLISH == set()

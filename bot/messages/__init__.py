@@ -1,6 +1,7 @@
 """Every sentence a member reads, by key and locale: one TOML file per language beside this one.
 
-    text("zh-TW", "error.rate_limited_for", seconds=30)  ->  "模型目前流量受限，請約 30 秒後再試。"
+    text("zh-TW", "error.rate_limited_for", seconds=30)
+    -> "模型目前請求過多，請在大約 30 秒後再試。"
 
 - A key is a dotted path into the file's tables (`error.refused`, `command.system.set.name`).
 - A value is a `str.format` template (`{seconds}`, `{count:,}`), or a plural table
