@@ -84,7 +84,9 @@ def message_locale(message: discord.Message) -> str:
     return str(message.guild.preferred_locale)
 
 
-def _command_key(command: Any) -> str:
+def _command_key(
+    command: app_commands.Command[Any, ..., Any] | app_commands.Group | app_commands.ContextMenu,
+) -> str:
     return "command." + command.qualified_name.replace(" ", ".")
 
 
