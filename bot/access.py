@@ -20,7 +20,8 @@ from bot.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    sentence: str
+    key: str  # the sentence in the catalogue (bot/messages), rendered in the member's language
+    params: dict[str, object] = field(default_factory=dict)
     quiet: bool = False  # True: better not to answer at all (a channel the bot is not used in)
 
 
@@ -58,14 +59,14 @@ class AccessPolicy:
         """Whether the asker may talk to the bot here at all (no cooldown is spent)."""
         if asker.in_dm:
             if not self.allow_dms:
-                return Refusal("I don't answer in DMs on this deployment; ask me in a server.")
+                return Refusal("access.dms_off")
             return None
         if self.channel_ids and not (
             asker.channel_id in self.channel_ids or asker.parent_id in self.channel_ids
         ):
-            return Refusal("I'm not enabled in this channel.", quiet=True)
+            return Refusal("access.channel_not_enabled", quiet=True)
         if self.role_ids and not self.role_ids.intersection(asker.role_ids):
-            return Refusal("You need one of the roles this server set for using me.")
+            return Refusal("access.roles")
         return None
 
     def admit(self, asker: Asker) -> Refusal | None:
@@ -79,7 +80,7 @@ class AccessPolicy:
         last = self._last_asked.get(asker.user_id)
         if last is not None and now - last < self.cooldown:
             wait = self.cooldown - (now - last)
-            return Refusal(f"You're asking too fast; try again in {max(1, round(wait))} s.")
+            return Refusal("access.cooldown", {"seconds": max(1, round(wait))})
         self._last_asked[asker.user_id] = now
         _forget_older(self._last_asked, now - self.cooldown)
         return None

@@ -17,9 +17,12 @@ from discord.ext import commands
 
 from bot.access import AccessPolicy
 from bot.chat import ChatService
+from bot.errors import ChatlabError, StoreError
+from bot.messages import text
 from bot.store import ConversationStore
 from cogs._discord import NO_PINGS, asker_of, respond_privately
-from cogs._render import explain
+from cogs._locale import CatalogueTranslator, interaction_locale
+from cogs._render import explain, refusal_sentence
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +41,43 @@ INVITE_PERMISSIONS = discord.Permissions(
 
 
 class ChatTree(app_commands.CommandTree["ChatBot"]):
-    """The command tree: every command passes the access rules (channels, roles, DMs) first."""
+    """The command tree: every command passes the access rules (channels, roles, DMs) first,
+    and every error a command raises ends here, as one private sentence in the member's
+    language."""
 
     async def interaction_check(self, interaction: discord.Interaction[ChatBot], /) -> bool:
         refusal = self.client.access.may_use(asker_of(interaction.user, interaction.channel))
         if refusal is None:
             return True
         if interaction.type is discord.InteractionType.application_command:
-            await respond_privately(interaction, refusal.sentence)
+            sentence = refusal_sentence(refusal, interaction_locale(interaction))
+            await respond_privately(interaction, sentence)
         elif interaction.type is discord.InteractionType.autocomplete:
             await interaction.response.autocomplete([])
         return False
+
+    async def explain_error(
+        self, interaction: discord.Interaction[ChatBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        """The one place command errors are explained (and the unforeseen logged)."""
+        locale = interaction_locale(interaction)
+        if isinstance(error, app_commands.CommandOnCooldown):
+            seconds = max(1, round(error.retry_after))
+            sentence = text(locale, "command_error.cooldown", seconds=seconds)
+        elif isinstance(error, app_commands.MissingPermissions):
+            sentence = text(locale, "command_error.missing_permission")
+        elif isinstance(error, app_commands.CheckFailure):
+            sentence = text(locale, "command_error.generic")
+        elif isinstance(error, app_commands.CommandInvokeError):
+            original = error.original
+            if not isinstance(original, ChatlabError) or isinstance(original, StoreError):
+                name = interaction.command.qualified_name if interaction.command else "?"
+                log.error("Unexpected error in /%s", name, exc_info=original)
+            sentence = explain(original, locale)
+        else:
+            log.error("Command error", exc_info=error)
+            sentence = text(locale, "error.unexpected")
+        await respond_privately(interaction, sentence)
 
 
 class ChatBot(commands.Bot):
@@ -84,7 +113,9 @@ class ChatBot(commands.Bot):
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        self.tree.on_error = self.on_app_command_error
+        await self.tree.set_translator(CatalogueTranslator())
+        # The tree's one error handler, installed last: an error it explains is handled there.
+        self.tree.on_error = self.tree.explain_error  # type: ignore[method-assign]
         if self.sync_on_start:
             await self.sync_commands()
 
@@ -112,7 +143,7 @@ class ChatBot(commands.Bot):
             synced = await self.tree.sync(guild=guild)
             log.info("Synced %d commands to the dev guild %s", len(synced), self.dev_guild_id)
             return
-        fingerprint = command_tree_fingerprint(self.tree)
+        fingerprint = await command_tree_fingerprint(self.tree)
         if not force_global and await self.store.get_meta(TREE_FINGERPRINT_KEY) == fingerprint:
             log.info("Command tree unchanged since the last global sync; not syncing")
             return
@@ -120,27 +151,14 @@ class ChatBot(commands.Bot):
         await self.store.set_meta(TREE_FINGERPRINT_KEY, fingerprint)
         log.info("Synced %d commands globally (may take up to an hour to show)", len(synced))
 
-    async def on_app_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        """The one place unexpected command errors are logged and answered politely."""
-        if isinstance(error, app_commands.CommandOnCooldown):
-            sentence = f"Please wait {max(1, round(error.retry_after))} s before doing that again."
-        elif isinstance(error, app_commands.MissingPermissions):
-            sentence = "Only moderators (Manage Messages) can do that here."
-        elif isinstance(error, app_commands.CheckFailure):
-            sentence = str(error) or "You can't use that command here."
-        elif isinstance(error, app_commands.CommandInvokeError):
-            original = error.original
-            name = interaction.command.qualified_name if interaction.command else "?"
-            log.error("Unexpected error in /%s", name, exc_info=original)
-            sentence = explain(original)
-        else:
-            log.error("Command error", exc_info=error)
-            sentence = "Something went wrong on my side; please try again."
-        await respond_privately(interaction, sentence)
 
-
-def command_tree_fingerprint(tree: app_commands.CommandTree[ChatBot]) -> str:
-    payload = [command.to_dict(tree) for command in tree.get_commands()]
+async def command_tree_fingerprint(tree: app_commands.CommandTree[ChatBot]) -> str:
+    """What a global sync would send, translations included: a changed sentence is a change."""
+    translator = tree.translator
+    payload = [
+        await command.get_translated_payload(tree, translator)
+        if translator is not None
+        else command.to_dict(tree)
+        for command in tree.get_commands()
+    ]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -15,41 +15,42 @@ from array import array
 from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from bot.chat import StoredMessage
-
-if TYPE_CHECKING:
-    pass
+from bot.messages import text
 
 
-def export_header(channel_id: int, note: str | None = None) -> str:
+def export_header(channel_id: int, locale: str | None, note: str | None = None) -> str:
     """The top of an export file; a partial export says so right under the title."""
-    header = f"# chatlab conversation in channel {channel_id}\n\n"
+    header = text(locale, "export.title", channel=channel_id) + "\n\n"
     return f"{header}> {note}\n\n" if note else header
 
 
-def export_lines(messages: Iterable[StoredMessage]) -> Iterator[str]:
+def export_lines(messages: Iterable[StoredMessage], locale: str | None) -> Iterator[str]:
     """Each message as a Markdown section: speaker (and their id), time, then the text."""
+    someone, assistant = text(locale, "export.someone"), text(locale, "export.assistant")
     for stored in messages:
         message = stored.message
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stored.created_at))
         speaker = (
-            f"{message.author_name or 'someone'} ({message.author_id})"
+            text(locale, "export.member", name=message.author_name or someone, id=message.author_id)
             if message.role == "user"
-            else "assistant"
+            else assistant
         )
-        yield f"## {speaker} — {when}\n\n{message.content}\n\n"
+        entry = text(locale, "export.entry", speaker=speaker, when=when)
+        yield f"{entry}\n\n{message.content}\n\n"
 
 
-def export_markdown(channel_id: int, messages: Iterable[StoredMessage]) -> str:
+def export_markdown(
+    channel_id: int, messages: Iterable[StoredMessage], locale: str | None = None
+) -> str:
     """A (short) conversation as one Markdown document; /export writes it page by page."""
-    return export_header(channel_id) + "".join(export_lines(messages))
+    return export_header(channel_id, locale) + "".join(export_lines(messages, locale))
 
 
 # -- the export file ------------------------------------------------------------------------
 
-NOTHING_TO_EXPORT = "No conversation to export yet."
 MIB = 1024 * 1024
 _CHUNK = MIB  # bytes read and deflated at a time
 _ZIP_OVERHEAD = 512  # headers, data descriptor, central directory and end record, with room
@@ -86,35 +87,32 @@ def upload_size(limit: int) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".") + f" {unit}"
 
 
-def partial_note(rounds: int, total_rounds: int, limit: int) -> str:
-    return (
-        f"This export holds the newest {rounds:,} of {total_rounds:,} rounds; the whole "
-        f"conversation is over Discord's upload limit of {upload_size(limit)} here."
+def partial_note(rounds: int, total_rounds: int, limit: int, locale: str | None) -> str:
+    return text(
+        locale, "export.partial_note", rounds=rounds, total=total_rounds, limit=upload_size(limit)
     )
 
 
-def export_message(export: ExportFile) -> str:
+def export_message(export: ExportFile, locale: str | None) -> str:
     """The sentence sent with the file: how many rounds it holds, and why not all if not."""
-    rounds = "round" if export.total_rounds == 1 else "rounds"
+    limit = upload_size(export.limit)
     if not export.total_rounds:
-        return NOTHING_TO_EXPORT
+        return text(locale, "export.nothing")
     if export.path is None:
-        return (
-            f"Even the newest round of this conversation is over Discord's upload limit of "
-            f"{upload_size(export.limit)} here, so there is no file to send."
-        )
+        return text(locale, "export.none_fits", limit=limit)
     if not export.whole:
-        return partial_note(export.rounds, export.total_rounds, export.limit)
+        return partial_note(export.rounds, export.total_rounds, export.limit, locale)
     if export.zipped:
-        return (
-            f"The whole conversation: {export.total_rounds:,} {rounds}, zipped to fit Discord's "
-            f"upload limit of {upload_size(export.limit)} here."
-        )
-    return f"The whole conversation: {export.total_rounds:,} {rounds}."
+        return text(locale, "export.whole_zipped", count=export.total_rounds, limit=limit)
+    return text(locale, "export.whole", count=export.total_rounds)
 
 
 async def build_export(
-    pages: AsyncIterable[Sequence[StoredMessage]], channel_id: int, directory: Path, limit: int
+    pages: AsyncIterable[Sequence[StoredMessage]],
+    channel_id: int,
+    directory: Path,
+    limit: int,
+    locale: str | None = None,
 ) -> ExportFile:
     """Write the conversation (`pages`, oldest first) into `directory` as a file of at most
     `limit` bytes: the Markdown if it fits, else that zipped, else the newest rounds that fit,
@@ -125,12 +123,12 @@ async def build_export(
     """
     name = f"chatlab-{channel_id}"
     markdown = directory / f"{name}.md"
-    header = export_header(channel_id).encode()
+    header = export_header(channel_id, locale).encode()
     starts = array("q")  # where each round (a question and its answer) starts in the file
     with open(markdown, "wb") as out:  # noqa: ASYNC230 (a new file; writes go to a thread)
         size = await asyncio.to_thread(out.write, header)
         async for page in pages:
-            size = await asyncio.to_thread(_write_page, out, page, size, starts)
+            size = await asyncio.to_thread(_write_page, out, page, size, starts, locale)
     total = len(starts)
     if not total:
         return ExportFile(None, "", 0, 0, limit)
@@ -150,13 +148,15 @@ async def build_export(
     ratio = written / max(read, 1)
     rounds = total
     while True:
-        prefix = export_header(channel_id, partial_note(rounds, total, limit)).encode()
+        note = partial_note(rounds, total, limit, locale)
+        prefix = export_header(channel_id, locale, note).encode()
         raw_budget = (limit - _ZIP_OVERHEAD) * _SAFETY / ratio - len(prefix)
         first = bisect.bisect_left(starts, size - raw_budget)  # the oldest round kept
         rounds = min(total - first, rounds - 1)
         if rounds <= 0:
             return ExportFile(None, "", 0, total, limit)
-        prefix = export_header(channel_id, partial_note(rounds, total, limit)).encode()
+        note = partial_note(rounds, total, limit, locale)
+        prefix = export_header(channel_id, locale, note).encode()
         fits, read, written = await asyncio.to_thread(
             _deflate,
             markdown,
@@ -171,11 +171,17 @@ async def build_export(
         ratio = max(ratio, written / max(read, 1)) * 1.1
 
 
-def _write_page(out: BinaryIO, page: Sequence[StoredMessage], size: int, starts: array[int]) -> int:
+def _write_page(
+    out: BinaryIO,
+    page: Sequence[StoredMessage],
+    size: int,
+    starts: array[int],
+    locale: str | None,
+) -> int:
     """Append a page to the Markdown file at byte `size`, noting where each round starts;
     returns the file's new size."""
     chunk = bytearray()
-    for stored, block in zip(page, export_lines(page), strict=True):
+    for stored, block in zip(page, export_lines(page, locale), strict=True):
         if stored.message.role == "user":
             starts.append(size + len(chunk))
         chunk += block.encode()

@@ -23,6 +23,7 @@ from typing import Generic, Protocol, TypeVar
 import discord
 
 from bot.chat import Answer
+from bot.messages import text
 from cogs._discord import NO_PINGS
 from cogs._text import DISCORD_LIMIT, closing_fence, split_message, utf16_len
 
@@ -34,14 +35,6 @@ IN_PROGRESS = " ⏳"
 EDIT_INTERVAL = 1.0
 # An answer longer than this many messages is not posted in full: a channel is not a file.
 MAX_MESSAGES = 8
-TOO_LONG_NOTE = "\n-# The answer is too long to show here in full; /export has all of it."
-SHOWN_IN_PART_NOTE = "\n-# The answer is too long to show here in full."
-CUT_OFF_NOTE = "-# ✂️ Cut off — these words were not kept in the conversation."
-STOPPED_MARK = "⏹️"
-CUT_NOTE = (
-    "The model server kept writing past the reply limit; I cut the answer at {chars:,} characters."
-)
-
 
 Handle = TypeVar("Handle")
 
@@ -72,8 +65,10 @@ class StreamedReply(Generic[Handle]):
         interval: float = EDIT_INTERVAL,
         limit: int = DISCORD_LIMIT,
         max_messages: int = MAX_MESSAGES,
+        locale: str | None = None,
     ) -> None:
         self._sink = sink
+        self._locale = locale  # the language of the notes under the answer
         self._header = header
         self._interval = interval
         self._limit = limit
@@ -101,10 +96,10 @@ class StreamedReply(Generic[Handle]):
         else:
             self._dirty = True
 
-    async def finish(self, text: str, footer: str = "") -> None:
+    async def finish(self, answer: str, footer: str = "") -> None:
         """Render the complete answer (authoritative over what was streamed), marker removed."""
         await self._stop_pacer()
-        self._head, self._more = text[: self._keep], len(text) > self._keep
+        self._head, self._more = answer[: self._keep], len(answer) > self._keep
         await self._render(final=True, footer=footer)
 
     async def fail(self, sentence: str) -> None:
@@ -113,18 +108,18 @@ class StreamedReply(Generic[Handle]):
         Words already shown stay, marked as not kept: the conversation does not hold them.
         """
         await self._stop_pacer()
-        await self._render_ended(CUT_OFF_NOTE, f"⚠️ {sentence}")
+        await self._render_ended(self._note("reply.cut_off"), f"⚠️ {sentence}")
 
     async def stopped(self, note: str) -> None:
         """End the reply because a member stopped it: what was shown stays, marked with `note`."""
         await self._stop_pacer()
-        await self._render_ended(f"-# {STOPPED_MARK} {note}", "")
+        await self._render_ended(self._note("reply.stopped", note=note), "")
 
-    async def notice(self, text: str) -> None:
+    async def notice(self, line: str) -> None:
         """Show a status line (e.g. waiting in the queue) before any answer has arrived."""
         if not self._head:
             async with self._write_lock:
-                await self._write([self._header + text])
+                await self._write([self._header + line])
 
     async def _render_ended(self, mark: str, sentence: str) -> None:
         """The final render of an answer that was not kept: `mark` under any words shown."""
@@ -133,7 +128,11 @@ class StreamedReply(Generic[Handle]):
         else:
             self._head, self._more = "", False
             footer = sentence or mark
-        await self._render(final=True, footer=footer, too_long=SHOWN_IN_PART_NOTE)
+        await self._render(final=True, footer=footer, too_long="reply.shown_in_part")
+
+    def _note(self, key: str, **params: object) -> str:
+        """A small-text line (Discord's `-# `) from the catalogue, in the reply's language."""
+        return "-# " + text(self._locale, key, **params)
 
     async def _pace(self) -> None:
         while True:  # one timer per streaming reply; it renders only when the text grew
@@ -154,19 +153,19 @@ class StreamedReply(Generic[Handle]):
             self._pacer = None
 
     async def _render(
-        self, *, final: bool, footer: str = "", too_long: str = TOO_LONG_NOTE
+        self, *, final: bool, footer: str = "", too_long: str = "reply.too_long"
     ) -> None:
         marker = "" if final else IN_PROGRESS
         room = self._limit - utf16_len(marker)
-        text = self._header + self._head
+        body = self._header + self._head
         chunks: list[str] = []
         if not self._more:
             if footer:  # a footer under an answer cut inside a code block goes below the block
-                text += closing_fence(text)
-            chunks = split_message(text + footer, room, max_chunks=self._max_messages + 1)
+                body += closing_fence(body)
+            chunks = split_message(body + footer, room, max_chunks=self._max_messages + 1)
         if self._more or len(chunks) > self._max_messages:
-            chunks = split_message(text, room, max_chunks=self._max_messages)
-            tail = too_long + footer
+            chunks = split_message(body, room, max_chunks=self._max_messages)
+            tail = "\n" + self._note(too_long) + footer
             chunks[-1] = split_message(chunks[-1], room - utf16_len(tail), max_chunks=1)[0] + tail
         if not chunks:
             if final:
@@ -187,27 +186,20 @@ class StreamedReply(Generic[Handle]):
                 self._sent.append((await self._sink.send(chunk), chunk))
 
 
-def queue_notice(ahead: int) -> str:
-    questions = "question" if ahead == 1 else "questions"
-    return f"⏳ Waiting for {ahead} earlier {questions} in this channel to be answered…"
+def queue_notice(ahead: int, locale: str | None) -> str:
+    return text(locale, "ask.queue_notice", count=ahead)
 
 
-def answer_footer(answer: Answer, max_tokens: int) -> str:
+def answer_footer(answer: Answer, max_tokens: int, locale: str | None) -> str:
     """Notes under a complete answer, when there is something the member should know."""
     notes = []
     if answer.truncated:
-        notes.append(f"The answer hit the reply limit ({max_tokens} tokens); ask me to go on.")
+        notes.append(text(locale, "reply.truncated", max_tokens=max_tokens))
     if answer.rounds_dropped:
-        rounds = "round" if answer.rounds_dropped == 1 else "rounds"
-        notes.append(
-            f"I left out the {answer.rounds_dropped} oldest {rounds} to fit the model's context."
-        )
+        notes.append(text(locale, "reply.rounds_dropped", count=answer.rounds_dropped))
+    if answer.cut:
+        notes.append(text(locale, "reply.cut", chars=len(answer.text)))
     return "\n" + "".join(f"\n-# {note}" for note in notes) if notes else ""
-
-
-def cut_note(chars: int) -> str:
-    """The line under an answer chatlab cut at `chars` characters (`-# `, like answer_footer's)."""
-    return "\n-# " + CUT_NOTE.format(chars=chars)
 
 
 class ChannelSink:

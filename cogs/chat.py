@@ -18,27 +18,19 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chat import Answer, Delta, Question, Queued, StopOutcome, clean_text
+from bot.chat import Answer, Delta, Question, Queued, clean_text
 from bot.client import ChatBot
-from bot.errors import (
-    ChatError,
-    Dropped,
-    LLMError,
-    QuestionTooLong,
-    QueueFull,
-    Reason,
-    Stopped,
-    StoreError,
-)
+from bot.errors import ChatlabError, Dropped, Reason, Stopped, StoreError
+from bot.messages import text as sentence
 from cogs._discord import asker_of
-from cogs._render import explain
+from cogs._locale import interaction_locale, message_locale
+from cogs._render import explain, refusal_sentence
 from cogs._reply import (
     AnswerDisplay,
     ChannelSink,
     InteractionSink,
     StreamedReply,
     answer_footer,
-    cut_note,
     queue_notice,
 )
 from cogs._text import quote, readable_mentions, strip_mentions
@@ -48,29 +40,6 @@ log = logging.getLogger(__name__)
 WAITING = "⏳"
 TOO_FAST = "⏱️"
 QUEUE_FULL = "✋"
-HINT = "Hi! Ask me something after the mention, e.g. `@{name} what is a monad?` — or use /ask."
-EMPTY_ASK = "There's no question there; write it in the `question` option."
-UNEXPECTED = "Something went wrong on my side; please try again."
-
-
-def queue_full_sentence(error: QueueFull) -> str:
-    if error.per_member:
-        return (
-            f"You already have {error.limit} questions waiting here; "
-            "ask again once they are answered."
-        )
-    return f"{error.limit} questions are already waiting here; please ask again in a moment."
-
-
-def stopped_note(error: Stopped) -> str:
-    if error.reason is Reason.DELETED:
-        return "The question was deleted; this answer was not kept."
-    if error.reason is Reason.RESET:
-        return "Stopped by a reset of the conversation; not kept."
-    return f"Stopped by <@{error.by_id}>; not kept."
-
-
-DROPPED = "A moderator reset the conversation before this question's turn; ask again if you like."
 
 
 class ChatCog(commands.Cog):
@@ -83,24 +52,33 @@ class ChatCog(commands.Cog):
         self, interaction: discord.Interaction, question: app_commands.Range[str, 1, 4000]
     ) -> None:
         """Ask the model a question in this channel's conversation."""
+        locale = interaction_locale(interaction)
         text = clean_text(question)
         if not text:
-            await interaction.response.send_message(EMPTY_ASK, ephemeral=True)
+            await interaction.response.send_message(sentence(locale, "ask.empty"), ephemeral=True)
             return
         refusal = self.bot.access.admit(asker_of(interaction.user, interaction.channel))
         if refusal is not None:
-            await interaction.response.send_message(refusal.sentence, ephemeral=True)
+            await interaction.response.send_message(
+                refusal_sentence(refusal, locale), ephemeral=True
+            )
             return
         asked = self._question(interaction.user, interaction.channel, text, interaction.id)
         full = self.bot.service.queue_refusal(asked.channel_id, asked.author_id)
         if full is not None:
-            await interaction.response.send_message(queue_full_sentence(full), ephemeral=True)
+            await interaction.response.send_message(explain(full, locale), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        header = f"{interaction.user.mention} asked:\n{quote(text)}\n\n"
-        reply: StreamedReply[Any] = StreamedReply(InteractionSink(interaction), header=header)
+        asked_by = sentence(locale, "ask.asked", who=interaction.user.mention)
+        header = f"{asked_by}\n{quote(text)}\n\n"
+        reply: StreamedReply[Any] = StreamedReply(
+            InteractionSink(interaction), header=header, locale=locale
+        )
         await self._converse(
-            asked, reply, on_queued=lambda ahead: reply.notice(queue_notice(ahead))
+            asked,
+            reply,
+            locale=locale,
+            on_queued=lambda ahead: reply.notice(queue_notice(ahead, locale)),
         )
 
     @app_commands.command(name="stop")
@@ -110,12 +88,9 @@ class ChatCog(commands.Cog):
         assert channel is not None
         moderator = interaction.guild is None or interaction.permissions.manage_messages
         outcome = self.bot.service.stop(channel.id, by_id=interaction.user.id, moderator=moderator)
-        sentence = {
-            StopOutcome.STOPPED: "Stopped; what was written stays visible and is not kept.",
-            StopOutcome.NOTHING: "No answer is being written here right now.",
-            StopOutcome.NOT_YOURS: "Only the member who asked, or a moderator, can stop it.",
-        }[outcome]
-        await interaction.response.send_message(sentence, ephemeral=True)
+        await interaction.response.send_message(
+            sentence(interaction_locale(interaction), f"stop.{outcome.value}"), ephemeral=True
+        )
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -129,25 +104,27 @@ class ChatCog(commands.Cog):
             # A reply to the bot with its ping switched off: without the message-content intent
             # Discord sends it empty, so there is nothing to answer and nobody to hint.
             return
+        locale = message_locale(message)
         asker = asker_of(message.author, message.channel)
         refusal = self.bot.access.may_use(asker)
         if refusal is None and not text:
-            await self._notify(message, HINT.format(name=self.bot.user.display_name))
+            hint = sentence(locale, "ask.hint", name=self.bot.user.display_name)
+            await self._notify(message, hint)
             return
         if refusal is None and (refusal := self.bot.access.admit(asker)) is not None:
-            await self._notify(message, refusal.sentence, reaction=TOO_FAST)
+            await self._notify(message, refusal_sentence(refusal, locale), reaction=TOO_FAST)
             return
         if refusal is not None:
             if not refusal.quiet:
-                await self._notify(message, refusal.sentence)
+                await self._notify(message, refusal_sentence(refusal, locale))
             return
         question = self._question(message.author, message.channel, text, message.id)
         full = self.bot.service.queue_refusal(question.channel_id, question.author_id)
         if full is not None:
-            await self._notify(message, queue_full_sentence(full), reaction=QUEUE_FULL)
+            await self._notify(message, explain(full, locale), reaction=QUEUE_FULL)
             return
 
-        reply: StreamedReply[discord.Message] = StreamedReply(ChannelSink(message))
+        reply: StreamedReply[discord.Message] = StreamedReply(ChannelSink(message), locale=locale)
 
         async def mark_queued(ahead: int) -> None:
             await message.add_reaction(WAITING)
@@ -156,6 +133,7 @@ class ChatCog(commands.Cog):
             question,
             reply,
             on_queued=mark_queued,
+            locale=locale,
             typing_in=message.channel,
             on_start=lambda: self._unmark(message),
         )
@@ -222,6 +200,7 @@ class ChatCog(commands.Cog):
         question: Question,
         reply: StreamedReply[Any],
         *,
+        locale: str,
         on_queued: Callable[[int], Awaitable[None]],
         typing_in: discord.abc.Messageable | None = None,
         on_start: Callable[[], Awaitable[None]] | None = None,
@@ -248,41 +227,38 @@ class ChatCog(commands.Cog):
                         if isinstance(event, Delta):
                             await shown(lambda e=event: reply.add(e.text))
                         elif isinstance(event, Answer):
-                            footer = self._footer(event)
+                            footer = answer_footer(
+                                event, self.bot.service.config.max_tokens, locale
+                            )
                             await shown(lambda e=event, f=footer: reply.finish(e.text, f), tries=3)
                 return
             except Stopped as exc:
                 log.info("Answer stopped in channel %s (%s)", question.channel_id, exc.reason)
-                note = stopped_note(exc)
                 ending: Callable[[], Awaitable[None]] | None = functools.partial(
-                    reply.stopped, note
+                    reply.stopped, explain(exc, locale)
                 )
             except Dropped as exc:
                 log.info("Question dropped in channel %s (%s)", question.channel_id, exc.reason)
                 # A deleted question has nobody left to answer.
                 ending = (
-                    None if exc.reason is Reason.DELETED else functools.partial(reply.fail, DROPPED)
+                    None
+                    if exc.reason is Reason.DELETED
+                    else functools.partial(reply.fail, explain(exc, locale))
                 )
-            except (ChatError, QuestionTooLong, LLMError, StoreError) as exc:
+            except ChatlabError as exc:
                 if isinstance(exc, StoreError):
                     log.error("Storage failed in channel %s: %s", question.channel_id, exc)
                 else:
                     log.info("No answer in channel %s: %r", question.channel_id, exc)
-                ending = functools.partial(reply.fail, explain(exc))
-            except Exception:  # the catch-all: the question must not stay ⏳ for ever
+                ending = functools.partial(reply.fail, explain(exc, locale))
+            except Exception as exc:  # the catch-all: the question must not stay ⏳ for ever
                 log.exception("Unexpected error answering in channel %s", question.channel_id)
-                ending = functools.partial(reply.fail, UNEXPECTED)
+                ending = functools.partial(reply.fail, explain(exc, locale))
             await typing.aclose()
             if on_start is not None:
                 await shown(on_start, courtesy=True)
             if ending is not None:
                 await shown(ending, tries=3)
-
-    def _footer(self, answer: Answer) -> str:
-        footer = answer_footer(answer, self.bot.service.config.max_tokens)
-        if answer.cut:
-            footer += cut_note(len(answer.text))
-        return footer
 
 
 async def _say(message: discord.Message, text: str) -> None:

@@ -17,11 +17,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client import ChatBot
-from bot.errors import ChatError
+from bot.messages import text
 from cogs._discord import NO_PINGS
-from cogs._export import NOTHING_TO_EXPORT, build_export, export_message
+from cogs._export import build_export, export_message
+from cogs._locale import interaction_locale as _locale
 from cogs._render import (
-    explain,
     history_summary,
     prompt_summary,
     reset_summary,
@@ -74,15 +74,11 @@ class ManageCog(commands.Cog):
     ) -> None:
         """Set this channel's system prompt."""
         user = interaction.user
-        try:
-            await self.service.set_system_prompt(
-                _where(interaction)[0], prompt, by_id=user.id, by_name=user.display_name
-            )
-        except ChatError as exc:
-            await interaction.response.send_message(explain(exc), ephemeral=True)
-            return
+        await self.service.set_system_prompt(
+            _where(interaction)[0], prompt, by_id=user.id, by_name=user.display_name
+        )
         await interaction.response.send_message(
-            f"{user.mention} set this channel's system prompt:\n{quote(prompt)}",
+            text(_locale(interaction), "system.set", who=user.mention, prompt=quote(prompt)),
             allowed_mentions=NO_PINGS,
         )
 
@@ -93,7 +89,9 @@ class ManageCog(commands.Cog):
         channel_id, parent_id = _where(interaction)
         prompt = await self.service.system_prompt(channel_id, parent_id)
         changes = await self.service.prompt_changes(channel_id, limit=5)
-        await interaction.response.send_message(prompt_summary(prompt, changes), ephemeral=True)
+        await interaction.response.send_message(
+            prompt_summary(prompt, changes, _locale(interaction)), ephemeral=True
+        )
 
     @system.command(name="clear")
     @moderators_only()
@@ -104,7 +102,8 @@ class ManageCog(commands.Cog):
             _where(interaction)[0], by_id=user.id, by_name=user.display_name
         )
         await interaction.response.send_message(
-            f"{user.mention} cleared this channel's system prompt.", allowed_mentions=NO_PINGS
+            text(_locale(interaction), "system.cleared", who=user.mention),
+            allowed_mentions=NO_PINGS,
         )
 
     @app_commands.command(name="reset")
@@ -115,7 +114,8 @@ class ManageCog(commands.Cog):
         await interaction.response.defer()
         outcome = await self.service.reset(_where(interaction)[0])
         await interaction.followup.send(
-            reset_summary(interaction.user.mention, outcome), allowed_mentions=NO_PINGS
+            reset_summary(interaction.user.mention, outcome, _locale(interaction)),
+            allowed_mentions=NO_PINGS,
         )
 
     @app_commands.command(name="model")
@@ -124,14 +124,12 @@ class ManageCog(commands.Cog):
     @moderators_only()
     async def model(self, interaction: discord.Interaction, name: str) -> None:
         """Choose the model this channel uses."""
-        try:
-            chosen = await self.service.set_channel_model(
-                _where(interaction)[0], None if name == DEFAULT_CHOICE else name
-            )
-        except ChatError as exc:
-            await interaction.response.send_message(explain(exc), ephemeral=True)
-            return
-        await interaction.response.send_message(f"This channel now uses `{chosen}`.")
+        chosen = await self.service.set_channel_model(
+            _where(interaction)[0], None if name == DEFAULT_CHOICE else name
+        )
+        await interaction.response.send_message(
+            text(_locale(interaction), "model.set", model=chosen)
+        )
 
     @model.autocomplete("name")
     async def _model_names(
@@ -148,36 +146,39 @@ class ManageCog(commands.Cog):
         """Show this channel's recent conversation, privately."""
         shown = await self.service.history(_where(interaction)[0], rounds)
         await interaction.response.send_message(
-            history_summary(shown), ephemeral=True, allowed_mentions=NO_PINGS
+            history_summary(shown, _locale(interaction)), ephemeral=True, allowed_mentions=NO_PINGS
         )
 
     @app_commands.command(name="usage")
     async def usage(self, interaction: discord.Interaction) -> None:
         """Show the tokens this channel's conversation has used."""
         usage = await self.service.usage(_where(interaction)[0])
-        await interaction.response.send_message(usage_summary(usage), ephemeral=True)
+        await interaction.response.send_message(
+            usage_summary(usage, _locale(interaction)), ephemeral=True
+        )
 
     @app_commands.command(name="export")
     @app_commands.checks.dynamic_cooldown(_export_cooldown, key=lambda i: i.user.id)
     async def export(self, interaction: discord.Interaction) -> None:
         """Download this channel's conversation as a Markdown file, privately."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        locale = _locale(interaction)
         channel_id = _where(interaction)[0]
         if not await self.service.count_rounds(channel_id):
-            await interaction.followup.send(NOTHING_TO_EXPORT, ephemeral=True)
+            await interaction.followup.send(text(locale, "export.nothing"), ephemeral=True)
             return
         # Written page by page to a temporary file, sent from it, and removed in any case.
         with tempfile.TemporaryDirectory(prefix="chatlab-export-") as directory:
             async with aclosing(self.service.export_pages(channel_id)) as pages:
                 exported = await build_export(
-                    pages, channel_id, Path(directory), interaction.filesize_limit
+                    pages, channel_id, Path(directory), interaction.filesize_limit, locale
                 )
             if exported.path is None:  # nothing fits, or the channel was reset meanwhile
-                await interaction.followup.send(export_message(exported), ephemeral=True)
+                await interaction.followup.send(export_message(exported, locale), ephemeral=True)
                 return
             with exported.path.open("rb") as data:
                 await interaction.followup.send(
-                    export_message(exported),
+                    export_message(exported, locale),
                     file=discord.File(data, filename=exported.filename),
                     ephemeral=True,
                 )
@@ -188,8 +189,8 @@ class ManageCog(commands.Cog):
         channel_id, parent_id = _where(interaction)
         model = await self.service.channel_model(channel_id, parent_id)
         prompt = await self.service.system_prompt(channel_id, parent_id)
-        text = settings_summary(model, prompt, self.service.config)
-        await interaction.response.send_message(text, ephemeral=True)
+        summary = settings_summary(model, prompt, self.service.config, _locale(interaction))
+        await interaction.response.send_message(summary, ephemeral=True)
 
 
 async def setup(bot: ChatBot) -> None:

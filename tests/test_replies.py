@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 import cogs._reply
-from cogs._reply import MAX_MESSAGES, StreamedReply, cut_note
+from bot.chat import Answer
+from cogs._reply import MAX_MESSAGES, StreamedReply, answer_footer
 from cogs._text import DISCORD_LIMIT, utf16_len
 from tests.screen import Screen
 
@@ -138,8 +139,14 @@ async def test_a_complete_answer_too_long_to_show_keeps_its_footer():
     )
 
 
-def test_the_cut_note_is_a_subtext_line_with_the_figure():
-    assert cut_note(123_456) == (
-        "\n-# The model server kept writing past the reply limit; "
+def test_a_cut_answer_says_where_it_was_cut_in_the_members_language():
+    answer = Answer("y" * 123_456, "m", "length", None, None, 0, 0, cut=True)
+
+    english = answer_footer(answer, 1024, "en-US")
+    chinese = answer_footer(answer, 1024, "zh-CN")
+
+    assert english == (
+        "\n\n-# The model server kept writing past the reply limit; "
         "I cut the answer at 123,456 characters."
     )
+    assert "123,456" in chinese and chinese != english
