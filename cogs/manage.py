@@ -124,19 +124,27 @@ class ManageCog(commands.Cog):
     @moderators_only()
     async def model(self, interaction: discord.Interaction, name: str) -> None:
         """Choose the model this channel uses."""
+        locale = _locale(interaction)
+        # "default", or its translation typed by hand instead of picked from the suggestions.
+        default = name in (DEFAULT_CHOICE, text(locale, f"command.model.choice.{DEFAULT_CHOICE}"))
         chosen = await self.service.set_channel_model(
-            _where(interaction)[0], None if name == DEFAULT_CHOICE else name
+            _where(interaction)[0], None if default else name
         )
-        await interaction.response.send_message(
-            text(_locale(interaction), "model.set", model=chosen)
-        )
+        await interaction.response.send_message(text(locale, "model.set", model=chosen))
 
     @model.autocomplete("name")
     async def _model_names(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         names = (DEFAULT_CHOICE, *self.service.config.models)
-        return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n][:25]
+        return [
+            # "default" is shown in the member's language (the tree's translator).
+            app_commands.Choice(
+                name=app_commands.locale_str(n) if n == DEFAULT_CHOICE else n, value=n
+            )
+            for n in names
+            if current.lower() in n
+        ][:25]
 
     @app_commands.command(name="history")
     @app_commands.describe(rounds="How many recent rounds to show (1-10)")

@@ -142,3 +142,16 @@ async def test_a_changed_translation_changes_the_tree_fingerprint(world, monkeyp
     monkeypatch.setattr(messages, "translated", retranslated)
 
     assert await command_tree_fingerprint(tree) != before
+
+
+async def test_the_default_model_choice_is_offered_and_understood_in_chinese(world, speaks):
+    speaks(world.mod, "zh-CN")
+    await world.mod.slash(world.channel, "model", name="gpt-4.1")
+
+    choices = await world.mod.autocomplete(world.channel, "model", "name", "")
+    typed = await world.mod.slash(world.channel, "model", name="默认")
+
+    assert {"name": "默认", "value": "default"} in [
+        {"name": c["name"], "value": c["value"]} for c in choices
+    ]
+    assert typed.response.content == text("zh-CN", "model.set", model="gpt-4o-mini")
