@@ -22,7 +22,7 @@ import asyncio
 import enum
 import functools
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 
@@ -280,7 +280,7 @@ class ChatService:
             return QueueFull(per_channel, per_member=False)
         return None
 
-    async def ask(self, question: Question) -> AsyncIterator[Queued | Delta | Answer]:
+    async def ask(self, question: Question) -> AsyncGenerator[Queued | Delta | Answer, None]:
         """Answer `question` in its channel's conversation, streaming.
 
         Yields `Queued` first if the channel is busy, then `Delta`s as the model writes, then
@@ -315,7 +315,7 @@ class ChatService:
 
     async def _answer(
         self, question: Question, text: str, ticket: _Ticket
-    ) -> AsyncIterator[Delta | Answer]:
+    ) -> AsyncGenerator[Delta | Answer, None]:
         channel, parent = question.channel_id, question.parent_id
         settings = await self._store.channel_settings(channel, parent)
         model = self._model_in_force(settings.model)
@@ -529,7 +529,7 @@ class ChatService:
 
     def export_pages(
         self, channel_id: int, *, page_size: int = 500, newest_first: bool = False
-    ) -> AsyncIterator[list[StoredMessage]]:
+    ) -> AsyncGenerator[list[StoredMessage], None]:
         """The channel's stored messages, a page at a time (memory stays flat)."""
         return self._store.export_pages(channel_id, page_size=page_size, newest_first=newest_first)
 

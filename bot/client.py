@@ -81,7 +81,7 @@ class ChatTree(app_commands.CommandTree["ChatBot"]):
 
 
 class ChatBot(commands.Bot):
-    tree: ChatTree  # type: ignore[assignment]
+    tree: ChatTree
 
     def __init__(
         self,

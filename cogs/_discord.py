@@ -13,7 +13,10 @@ log = logging.getLogger(__name__)
 NO_PINGS = discord.AllowedMentions.none()
 
 
-def asker_of(user: discord.abc.User, channel: discord.abc.Messageable | None) -> Asker:
+def asker_of(
+    user: discord.abc.User,
+    channel: discord.abc.Messageable | discord.abc.GuildChannel | None,
+) -> Asker:
     """Who is asking where, in the plain ids the access policy takes."""
     roles = [role.id for role in getattr(user, "roles", ())]
     return Asker(
