@@ -22,7 +22,8 @@
     │   ├── Refused
     │   ├── ModelServerError
     │   ├── Interrupted
-    │   └── EmptyAnswer
+    │   ├── EmptyAnswer
+    │   └── ThinkingExhausted         max_tokens: the whole reply budget went on thinking
     └── StoreError                    the database could not do what was asked (bot/store.py)
         ├── StorageFull
         ├── DatabaseMissing
@@ -263,6 +264,20 @@ class EmptyAnswer(LLMError):
     """The server finished without writing anything."""
 
     key = "error.empty_answer"
+
+
+class ThinkingExhausted(LLMError):
+    """A reasoning model spent the whole reply budget (`max_tokens`) thinking, and wrote nothing."""
+
+    key = "error.thinking_exhausted"
+
+    def __init__(self, max_tokens: int) -> None:
+        super().__init__(f"the model used all {max_tokens} tokens thinking and wrote no answer")
+        self.max_tokens = max_tokens
+
+    @property
+    def params(self) -> dict[str, object]:
+        return {"max_tokens": self.max_tokens}
 
 
 # -- storage ------------------------------------------------------------------------------

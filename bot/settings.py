@@ -14,13 +14,15 @@ import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdList = Annotated[frozenset[int], NoDecode]
+FamilyList = Annotated[tuple[tuple[str, str], ...], NoDecode]
+FAMILY_NAMES = ("reasoning", "chat")
 NameList = Annotated[tuple[str, ...], NoDecode]
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
@@ -63,7 +65,12 @@ class Settings(BaseSettings):
     models: NameList = ()
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=1024, ge=16)
+    # A reasoning model's budget includes its thinking: 1,024 tokens would often be spent before
+    # it wrote a word. An answer is only as long as the model makes it, so a roomy cap costs
+    # nothing for chat models.
+    max_tokens: int = Field(default=4096, ge=16)
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    model_families: FamilyList = ()
     context_window: int = Field(default=128_000, ge=256)
     max_rounds: int = Field(default=5, ge=0, le=1000)
     system_prompt: str = Field(default=DEFAULT_SYSTEM_PROMPT, max_length=6000)
@@ -180,6 +187,31 @@ class Settings(BaseSettings):
                 raise ValueError("a model is listed twice")
             return names
         return value
+
+    @field_validator("reasoning_effort", mode="before")
+    @classmethod
+    def _effort(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @field_validator("model_families", mode="before")
+    @classmethod
+    def _families(cls, value: object) -> object:
+        """`name=family` pairs, comma-separated; a name may be a glob (`my-proxy-*`)."""
+        if not isinstance(value, str):
+            return value
+        pairs = []
+        for number, part in enumerate((p for p in value.split(",") if p.strip()), 1):
+            name, _, family = part.partition("=")
+            name, family = name.strip(), family.strip().lower()
+            if not name or family not in FAMILY_NAMES:
+                raise ValueError(
+                    f"entry {number} should be model=family, the family one of "
+                    f"{', '.join(FAMILY_NAMES)} (e.g. my-proxy-*=reasoning)"
+                )
+            pairs.append((name, family))
+        return tuple(pairs)
 
     @field_validator("log_level")
     @classmethod

@@ -113,6 +113,10 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE messages SET tokens = tokens + chatlab_legacy_framing_tokens(content, author_name)
         WHERE role = 'user';
     """,
+    # 3: a channel's reasoning effort (for models that take one), inherited like its model.
+    """
+    ALTER TABLE channels ADD COLUMN reasoning_effort TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -140,6 +144,7 @@ class SystemPrompt:
 class ChannelSettings:
     prompt: SystemPrompt | None
     model: str | None
+    reasoning_effort: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,23 +498,26 @@ class ConversationStore:
     async def channel_settings(
         self, channel_id: int, parent_id: int | None = None
     ) -> ChannelSettings:
-        """The channel's prompt and model; a thread inherits each from its parent until set."""
+        """The channel's prompt, model and reasoning effort; a thread inherits each from its
+        parent until set."""
         rows = await self._fetchall(
             "SELECT channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name,"
-            " prompt_set_at, model FROM channels WHERE channel_id IN (?, ?)",
+            " prompt_set_at, model, reasoning_effort FROM channels WHERE channel_id IN (?, ?)",
             (channel_id, parent_id),
         )
         own = next((r for r in rows if r[0] == channel_id), None)
         parent = next((r for r in rows if r[0] != channel_id), None)
         prompt: SystemPrompt | None = None
         model: str | None = None
+        effort: str | None = None
         for row, inherited in ((own, False), (parent, True)):
             if row is None:
                 continue
             if prompt is None and row[1] is not None:
                 prompt = SystemPrompt(row[1], row[2], row[3], row[4], inherited=inherited)
             model = model or row[5]
-        return ChannelSettings(prompt, model)
+            effort = effort or row[6]
+        return ChannelSettings(prompt, model, effort)
 
     async def set_system_prompt(
         self, channel_id: int, prompt: str | None, *, by_id: int | None, by_name: str | None
@@ -550,6 +558,17 @@ class ConversationStore:
                 "INSERT INTO channels (channel_id, model) VALUES (?, ?)"
                 " ON CONFLICT (channel_id) DO UPDATE SET model = excluded.model",
                 (channel_id, model),
+            )
+
+        await self._transaction(work)
+
+    async def set_channel_effort(self, channel_id: int, effort: str | None) -> None:
+        async def work() -> None:
+            await self._db.execute(
+                "INSERT INTO channels (channel_id, reasoning_effort) VALUES (?, ?)"
+                " ON CONFLICT (channel_id)"
+                " DO UPDATE SET reasoning_effort = excluded.reasoning_effort",
+                (channel_id, effort),
             )
 
         await self._transaction(work)

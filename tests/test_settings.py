@@ -304,3 +304,34 @@ def test_the_example_file_lists_every_setting_with_a_valid_default(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text(filled.replace("OPENAI_API_KEY=\n", "OPENAI_API_KEY=k\n"))
     assert load_settings(env_file) == load_settings(None, discord_token="t", openai_api_key="k")
+
+
+def test_model_families_map_names_and_globs_to_a_family(monkeypatch):
+    required(monkeypatch)
+    monkeypatch.setenv("MODEL_FAMILIES", " my-proxy-* = Reasoning , llama3=chat")
+
+    assert load_settings(None).model_families == (("my-proxy-*", "reasoning"), ("llama3", "chat"))
+
+
+@pytest.mark.parametrize("value", ["x=fast", "=reasoning", "gpt-5"])
+def test_a_model_family_entry_that_is_not_name_equals_family_is_one_line(monkeypatch, value):
+    required(monkeypatch)
+    monkeypatch.setenv("MODEL_FAMILIES", value)
+
+    assert one_line_error().startswith("MODEL_FAMILIES is invalid: entry 1 should be model=family")
+
+
+def test_reasoning_effort_is_one_of_the_api_levels_or_unset(monkeypatch):
+    required(monkeypatch)
+    monkeypatch.setenv("REASONING_EFFORT", " High ")
+    assert load_settings(None).reasoning_effort == "high"
+    monkeypatch.setenv("REASONING_EFFORT", "")
+    assert load_settings(None).reasoning_effort is None
+    monkeypatch.setenv("REASONING_EFFORT", "extreme")
+    assert one_line_error().startswith("REASONING_EFFORT is invalid")
+
+
+def test_the_reply_budget_leaves_a_reasoning_model_room_to_think(monkeypatch):
+    required(monkeypatch)
+
+    assert load_settings(None).max_tokens == 4096

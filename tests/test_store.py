@@ -346,3 +346,20 @@ async def test_absurd_usage_figures_are_stored_as_unreported(store, reported, st
     assert tuple(row) == stored
     assert [r.question.content for r in await store.history(1, 10)] == ["question 1"]
     assert (await store.usage(1)).unreported == (None in stored)
+
+
+async def test_a_channels_reasoning_effort_is_kept_and_inherited_by_its_threads(store):
+    await store.set_channel_effort(100, "high")
+    await store.set_channel_model(100, "o4-mini")
+
+    parent = await store.channel_settings(100)
+    thread = await store.channel_settings(101, parent_id=100)
+    await store.set_channel_effort(101, "low")
+    own = await store.channel_settings(101, parent_id=100)
+    await store.set_channel_effort(100, None)
+    cleared = await store.channel_settings(100)
+
+    assert (parent.reasoning_effort, parent.model) == ("high", "o4-mini")
+    assert (thread.reasoning_effort, thread.model) == ("high", "o4-mini")
+    assert own.reasoning_effort == "low"
+    assert cleared.reasoning_effort is None and cleared.model == "o4-mini"
