@@ -8,7 +8,7 @@ from contextlib import aclosing
 
 import pytest
 
-from bot.chat import Answer, ChatService, Delta, Question, Queued
+from bot.chat import MAX_SYSTEM_PROMPT_CHARS, Answer, ChatService, Delta, Question, Queued
 from bot.errors import (
     ContextTooLong,
     EmptyAnswer,
@@ -24,6 +24,7 @@ from bot.errors import (
 )
 from bot.store import ConversationStore
 from bot.tokens import counter_for
+from cogs._render import explain
 from tests.conftest import ask_events, make_config
 from tests.fake_openai import Reply, context_too_long, rate_limited
 from tests.speakers import said
@@ -318,3 +319,27 @@ async def test_conversation_survives_a_restart(db_path, chat_model, llm_server):
 
     users = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "user"]
     assert users == [said("Ann", 7, "remember 42"), said("Ann", 7, "what number?")]
+
+
+async def test_a_long_chinese_prompt_on_a_small_model_is_refused_in_tokens(store, chat_model):
+    service = ChatService(store, chat_model, make_config(context_window=4096, max_tokens=1024))
+    # 3,000 characters of everyday Chinese text, no run repeated (a BPE would merge repeats).
+    prompt = "".join(chr(0x4E00 + (n * 37) % 2000) for n in range(3000))
+
+    with pytest.raises(PromptTooLong) as refused:
+        await service.set_system_prompt(1, prompt, by_id=1, by_name="mod")
+
+    error = refused.value
+    assert len(prompt) == 3000 < MAX_SYSTEM_PROMPT_CHARS
+    assert error.message_key == "error.prompt_too_many_tokens"
+    assert error.tokens is not None and error.tokens > error.room == 4096 - 1024 - 256
+    sentence = explain(error)
+    assert f"{error.tokens} tokens" in sentence and "4000 characters" not in sentence
+
+
+async def test_an_empty_prompt_is_not_answered_as_an_empty_question(service):
+    with pytest.raises(EmptyPrompt) as refused:
+        await service.set_system_prompt(1, "  ", by_id=1, by_name="mod")
+
+    assert "system prompt is empty" in explain(refused.value)
+    assert "question" not in explain(refused.value)
