@@ -5,6 +5,12 @@ One long-lived aiosqlite connection in WAL mode. Every statement is parameterise
 crash the store holds whole turns only. Reading a channel's window reads only that channel's
 newest rows, through the (channel_id, id) index.
 
+Each statement is a trip to aiosqlite's thread (a queue hand-off and a wake-up each way), so the
+answer path keeps them to two per turn: `turn_context` reads the channel's settings and its
+window in one query, and `add_turn` writes the turn and both messages in one INSERT (into the
+`turn_writes` view, whose INSTEAD OF trigger does the three inserts; one statement is atomic in
+SQLite's autocommit mode). Needs SQLite 3.35 or later (RETURNING).
+
 Opening is careful, because a wrong path or a second process is an admin's mistake to report,
 not to work around:
 
@@ -36,10 +42,18 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -56,6 +70,7 @@ T = TypeVar("T")
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_MAX_INTEGER = 2**63 - 1
+MINIMUM_SQLITE = (3, 35, 0)  # INSERT ... RETURNING
 BUSY_TIMEOUT_SECONDS = 5  # how long a statement waits for another connection's lock
 
 # Ordered migrations: MIGRATIONS[n] takes the schema from version n to n + 1.
@@ -117,8 +132,67 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE channels ADD COLUMN reasoning_effort TEXT;
     """,
+    # 4: a whole turn in one statement (one trip to the database thread instead of four). The
+    # view has no rows; inserting into it runs the trigger, which writes the turn, then its
+    # question (whose turn is the row just inserted), then its answer (the question's turn).
+    # A failure anywhere undoes the whole statement.
+    """
+    CREATE VIEW turn_writes AS SELECT
+        t.channel_id, t.user_id, t.model, t.prompt_tokens, t.completion_tokens, t.created_at,
+        t.question_message_id,
+        q.role AS question_role, q.author_name AS question_author_name,
+        q.content AS question_content,
+        q.tokens AS question_tokens,
+        a.role AS answer_role, a.author_id AS answer_author_id,
+        a.author_name AS answer_author_name, a.content AS answer_content,
+        a.tokens AS answer_tokens
+        FROM turns AS t, messages AS q, messages AS a WHERE 0;
+    CREATE TRIGGER turn_writes_insert INSTEAD OF INSERT ON turn_writes
+    BEGIN
+        INSERT INTO turns (channel_id, user_id, model, prompt_tokens, completion_tokens,
+                           created_at, question_message_id)
+            VALUES (NEW.channel_id, NEW.user_id, NEW.model, NEW.prompt_tokens,
+                    NEW.completion_tokens, NEW.created_at, NEW.question_message_id);
+        INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,
+                              tokens, created_at)
+            VALUES (NEW.channel_id, last_insert_rowid(), NEW.question_role, NEW.user_id,
+                    NEW.question_author_name, NEW.question_content, NEW.question_tokens,
+                    NEW.created_at);
+        INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,
+                              tokens, created_at)
+            SELECT NEW.channel_id, turn_id, NEW.answer_role, NEW.answer_author_id,
+                   NEW.answer_author_name, NEW.answer_content, NEW.answer_tokens,
+                   NEW.created_at
+            FROM messages WHERE id = last_insert_rowid();
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# A turn in one statement (migration 4). RETURNING is evaluated once every change the statement
+# makes is done (the trigger's included), under the write lock: the newest turn is this one.
+WRITE_TURN = (
+    "INSERT INTO turn_writes (channel_id, user_id, model, prompt_tokens, completion_tokens,"
+    " created_at, question_message_id, question_role, question_author_name, question_content,"
+    " question_tokens, answer_role, answer_author_id, answer_author_name, answer_content,"
+    " answer_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " RETURNING (SELECT max(id) FROM turns)"
+)
+
+# A channel's settings (its own row and its parent's) and its newest messages, in one query:
+# rows of kind 0 are `channels` rows, rows of kind 1 are messages (newest first, through the
+# (channel_id, id) index, at most the LIMIT of them).
+TURN_CONTEXT = (
+    "SELECT 0, channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name, prompt_set_at,"
+    " model, reasoning_effort FROM channels WHERE channel_id IN (?, ?)"
+    " UNION ALL"
+    " SELECT * FROM (SELECT 1, id, turn_id, role, content, tokens, author_id, author_name"
+    " FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT ?)"
+)
+CHANNEL_SETTINGS = (
+    "SELECT channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name, prompt_set_at,"
+    " model, reasoning_effort FROM channels WHERE channel_id IN (?, ?)"
+)
 
 # Keyset pages of a channel's messages: after (or before) the last id of the previous page.
 EXPORT_OLDEST_FIRST = (
@@ -207,6 +281,11 @@ class ConversationStore:
         """
         if not os.fspath(path).strip():
             raise StoreError("the database path is empty; set DATABASE_PATH to a file path")
+        if sqlite3.sqlite_version_info < MINIMUM_SQLITE:
+            raise StoreError(
+                f"chatlab needs SQLite {'.'.join(map(str, MINIMUM_SQLITE))} or later; this Python"
+                f" has {sqlite3.sqlite_version}"
+            )
         if os.fspath(path) == ":memory:":
             async with cls._connected(":memory:", None) as store:
                 yield store
@@ -355,6 +434,15 @@ class ConversationStore:
 
         return await self._run(work)
 
+    async def _write(self, sql: str, params: tuple[object, ...]) -> list[sqlite3.Row]:
+        """One write statement, atomic on its own (autocommit): one trip to the thread."""
+
+        async def work() -> list[sqlite3.Row]:
+            self._check_still_there()
+            return list(await self._db.execute_fetchall(sql, params))
+
+        return await self._run(work)
+
     async def _fetchone(self, sql: str, params: tuple[object, ...]) -> sqlite3.Row | None:
         rows = await self._fetchall(sql, params)
         return rows[0] if rows else None
@@ -372,51 +460,48 @@ class ConversationStore:
         )
         return _pair_rounds(reversed(rows))
 
+    async def turn_context(
+        self, channel_id: int, parent_id: int | None, max_rounds: int
+    ) -> tuple[ChannelSettings, list[Round]]:
+        """What a turn reads, in one trip to the database: the channel's settings (as
+        `channel_settings`) and its newest `max_rounds` whole rounds (as `history`)."""
+        rows = await self._fetchall(
+            TURN_CONTEXT, (channel_id, parent_id, channel_id, max(0, max_rounds) * 2)
+        )
+        settings = [r[1:] for r in rows if r[0] == 0]
+        messages = sorted((r for r in rows if r[0] == 1), key=lambda r: r[1])  # oldest first
+        rounds = _pair_rounds(r[2:] for r in messages)
+        return _settings(settings, channel_id), rounds
+
     async def add_turn(self, turn: TurnRecord) -> int:
-        """Write a whole turn in one transaction; returns the turn's id.
+        """Write a whole turn in one statement (so in one transaction); returns the turn's id.
 
         A usage figure that is not a whole number from 0 to 2**63 - 1 (what a broken server may
         report) is stored as NULL, i.e. unreported, rather than failing the turn.
         """
-
-        async def work() -> int:
-            now = time.time()
-            row = await self._db.execute_insert(
-                "INSERT INTO turns (channel_id, user_id, model, prompt_tokens,"
-                " completion_tokens, created_at, question_message_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    turn.channel_id,
-                    turn.question.author_id,
-                    turn.model,
-                    _usage_figure(turn.prompt_tokens),
-                    _usage_figure(turn.completion_tokens),
-                    now,
-                    turn.question_message_id,
-                ),
-            )
-            assert row is not None
-            turn_id: int = row[0]
-            await self._db.executemany(
-                "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name,"
-                " content, tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        turn.channel_id,
-                        turn_id,
-                        m.role,
-                        m.author_id,
-                        m.author_name,
-                        m.content,
-                        m.tokens,
-                        now,
-                    )
-                    for m in (turn.question, turn.answer)
-                ],
-            )
-            return turn_id
-
-        return await self._transaction(work)
+        question, answer = turn.question, turn.answer
+        row = await self._write(
+            WRITE_TURN,
+            (
+                turn.channel_id,
+                question.author_id,
+                turn.model,
+                _usage_figure(turn.prompt_tokens),
+                _usage_figure(turn.completion_tokens),
+                time.time(),
+                turn.question_message_id,
+                question.role,
+                question.author_name,
+                question.content,
+                question.tokens,
+                answer.role,
+                answer.author_id,
+                answer.author_name,
+                answer.content,
+                answer.tokens,
+            ),
+        )
+        return int(row[0][0])
 
     async def reset(self, channel_id: int) -> int:
         """Forget the channel's messages; returns how many rounds were forgotten.
@@ -501,23 +586,10 @@ class ConversationStore:
         """The channel's prompt, model and reasoning effort; a thread inherits each from its
         parent until set."""
         rows = await self._fetchall(
-            "SELECT channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name,"
-            " prompt_set_at, model, reasoning_effort FROM channels WHERE channel_id IN (?, ?)",
+            CHANNEL_SETTINGS,
             (channel_id, parent_id),
         )
-        own = next((r for r in rows if r[0] == channel_id), None)
-        parent = next((r for r in rows if r[0] != channel_id), None)
-        prompt: SystemPrompt | None = None
-        model: str | None = None
-        effort: str | None = None
-        for row, inherited in ((own, False), (parent, True)):
-            if row is None:
-                continue
-            if prompt is None and row[1] is not None:
-                prompt = SystemPrompt(row[1], row[2], row[3], row[4], inherited=inherited)
-            model = model or row[5]
-            effort = effort or row[6]
-        return ChannelSettings(prompt, model, effort)
+        return _settings(rows, channel_id)
 
     async def set_system_prompt(
         self, channel_id: int, prompt: str | None, *, by_id: int | None, by_name: str | None
@@ -590,7 +662,25 @@ class ConversationStore:
         await self._transaction(work)
 
 
-def _pair_rounds(rows_oldest_first: Iterable[sqlite3.Row]) -> list[Round]:
+def _settings(rows: Iterable[Sequence[Any]], channel_id: int) -> ChannelSettings:
+    """A channel's settings from its `channels` row and its parent's (CHANNEL_SETTINGS' columns)."""
+    rows = list(rows)
+    own = next((r for r in rows if r[0] == channel_id), None)
+    parent = next((r for r in rows if r[0] != channel_id), None)
+    prompt: SystemPrompt | None = None
+    model: str | None = None
+    effort: str | None = None
+    for row, inherited in ((own, False), (parent, True)):
+        if row is None:
+            continue
+        if prompt is None and row[1] is not None:
+            prompt = SystemPrompt(row[1], row[2], row[3], row[4], inherited=inherited)
+        model = model or row[5]
+        effort = effort or row[6]
+    return ChannelSettings(prompt, model, effort)
+
+
+def _pair_rounds(rows_oldest_first: Iterable[Sequence[Any]]) -> list[Round]:
     """Pair each turn's question with its answer; a turn cut by the LIMIT is left out."""
     rounds: list[Round] = []
     pending: tuple[int, Message] | None = None
