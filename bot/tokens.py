@@ -5,6 +5,12 @@ the same vocabularies; before tiktoken first needs one, chatlab rebuilds the `.t
 it and places it where tiktoken's own cache looks. tiktoken then checks the file against the
 SHA-256 it has pinned for that encoding, so a count is either exact or not made at all.
 
+The model→encoding choice is tiktoken's table, tried on the name as given and then without a
+provider prefix ("openai/gpt-oss-120b") or an Ollama tag ("gpt-oss:20b"), and a table of its own
+for the families tiktoken's prefixes miss (bare "gpt-oss", "o3-pro", "gpt-5.1"). gpt-oss's
+`o200k_harmony` is o200k_base plus special tokens: for ordinary text its ids are o200k_base's, so
+it is counted with the o200k_base vocabulary (seeded from the same file, loaded once for both).
+
 For a model tiktoken does not know (Llama, Qwen, Mistral on Ollama/vLLM/LM Studio) the count is
 an estimate: one token per three UTF-8 bytes, rounded up. That over-counts English (about four
 characters a token) and roughly matches CJK, so the window errs on the small side; if a server still
@@ -19,6 +25,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 import struct
 import tempfile
 import uuid
@@ -48,6 +55,18 @@ _BLOBS = {
         "o200k.vocab",
     ),
 }
+
+
+# Encodings whose ordinary-text ids are another's: (the encoding counted with, its vocabulary's
+# name). o200k_harmony differs from o200k_base only by special tokens, which `count` treats as text.
+_SAME_ORDINARY_IDS = {"o200k_harmony": "o200k_base"}
+
+# What tiktoken's own table misses, on the name without prefix or tag; first match wins.
+_OWN_TABLE = (
+    (re.compile(r"gpt-oss(?:$|[-._])"), "o200k_harmony"),
+    (re.compile(r"(?:gpt-5|gpt-4\.1|gpt-4\.5|gpt-4o|chatgpt-4o|o[134])(?:$|[-._])"), "o200k_base"),
+    (re.compile(r"(?:gpt-4|gpt-3\.5|gpt-35)(?:$|[-._])"), "cl100k_base"),
+)
 
 
 class TokenCounter(Protocol):
@@ -81,10 +100,12 @@ class EstimatingCounter:
 class TiktokenCounter:
     encoding: tiktoken.Encoding
     exact: bool = True
+    # The encoding's name when it counts with another's vocabulary (o200k_harmony).
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        return self.encoding.name
+        return self.label or self.encoding.name
 
     def count(self, text: str) -> int:
         # Special tokens such as <|endoftext|> in a member's text are counted as plain text,
@@ -95,21 +116,37 @@ class TiktokenCounter:
 @functools.cache
 def counter_for(model: str, tokenizer: str | None = None) -> TokenCounter:
     """The counter for `model`, or for the encoding named by `tokenizer` when it is set."""
-    name = tokenizer
+    name = tokenizer or encoding_for(model)
     if name is None:
-        try:
-            name = encoding_name_for_model(model)
-        except KeyError:
-            log.info("No known tokenizer for model %r: token counts are estimates", model)
-            return EstimatingCounter()
+        log.info("No known tokenizer for model %r: token counts are estimates", model)
+        return EstimatingCounter()
     if name == ESTIMATE:
         return EstimatingCounter()
+    vocabulary = _SAME_ORDINARY_IDS.get(name, name)
     try:
-        _seed_tiktoken_cache(name)
-        return TiktokenCounter(tiktoken.get_encoding(name))
+        _seed_tiktoken_cache(vocabulary)
+        encoding = tiktoken.get_encoding(vocabulary)
     except Exception as exc:  # offline and unseeded, corrupt cache, unknown name
         log.warning("Tokenizer %r unavailable (%s): token counts are estimates", name, exc)
         return EstimatingCounter()
+    return TiktokenCounter(encoding, label=name if vocabulary != name else None)
+
+
+def encoding_for(model: str) -> str | None:
+    """The tiktoken encoding of `model`, or None for a model of no known OpenAI family.
+
+    "openai/gpt-oss-120b", "gpt-oss:20b" (Ollama), "azure/gpt-5-mini" and "o3-pro" are known.
+    """
+    base = model.rsplit("/", 1)[-1]
+    if not base.startswith("ft:"):  # fine-tuned names ("ft:gpt-4o:org::id") keep their colons
+        base = base.split(":", 1)[0]
+    for candidate in dict.fromkeys((model, base, base.lower())):
+        try:
+            return encoding_name_for_model(candidate)
+        except KeyError:
+            pass
+    lowered = base.lower()
+    return next((name for pattern, name in _OWN_TABLE if pattern.match(lowered)), None)
 
 
 def _seed_tiktoken_cache(encoding: str) -> None:

@@ -84,3 +84,79 @@ def test_unknown_models_get_a_conservative_estimate():
 def test_tokenizer_setting_overrides_the_model_lookup():
     assert counter_for("my-local-model", "o200k_base").exact is True
     assert counter_for("gpt-4o", "estimate") == EstimatingCounter()
+
+
+# -- gpt-oss (o200k_harmony) and the model table --
+
+# Ids tiktoken 0.14 gives for this text with o200k_harmony (and, for ordinary text, o200k_base).
+SAMPLE = "Thinking… 12 s — 思考中"
+SAMPLE_IDS = [133850, 1131, 220, 899, 265, 2733, 162737, 18056, 1404]
+
+
+@pytest.mark.parametrize("model", ["gpt-oss:20b", "gpt-oss-120b", "openai/gpt-oss-120b", "gpt-oss"])
+def test_gpt_oss_counts_exactly_offline(tmp_path, monkeypatch, model):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+
+    counter = counter_for(model)
+
+    assert (counter.name, counter.exact) == ("o200k_harmony", True)
+    assert counter.encoding.encode_ordinary(SAMPLE) == SAMPLE_IDS  # type: ignore[attr-defined]
+    assert counter.encoding.encode("hello world") == [24912, 2375]  # type: ignore[attr-defined]
+    assert counter.count(SAMPLE) == len(SAMPLE_IDS)
+    assert len(list(tmp_path.iterdir())) == 1  # o200k_base's file, seeded and verified
+
+
+def test_harmony_counts_are_tiktokens_own_harmony_counts(tmp_path, monkeypatch):
+    # gpt-oss is counted with o200k_base's vocabulary (loaded once for both); that is exact
+    # because harmony only adds special tokens, which counting treats as text.
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+    counter = counter_for("gpt-oss:20b")
+    harmony = tiktoken.get_encoding("o200k_harmony")  # from the cache seeded above
+
+    texts = [SAMPLE, "<|start|>assistant<|channel|>analysis<|message|>x<|end|>", "a  b\n\n\tc"]
+    for text in texts:
+        assert counter.count(text) == len(harmony.encode_ordinary(text))
+    assert harmony.encode("<|start|>", allowed_special="all") == [200006]
+    assert counter.count("<|start|>") == 5  # as text, like every special token in a message
+
+
+def test_gpt_oss_and_gpt_4o_share_one_vocabulary():
+    assert counter_for("gpt-oss:20b").encoding is counter_for("gpt-4o").encoding  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("model", "encoding"),
+    [
+        ("gpt-5", "o200k_base"),
+        ("gpt-5.1", "o200k_base"),
+        ("gpt-5-mini", "o200k_base"),
+        ("gpt-5.2-codex", "o200k_base"),
+        ("azure/gpt-5-mini", "o200k_base"),
+        ("gpt-4.1", "o200k_base"),
+        ("gpt-4.1-nano", "o200k_base"),
+        ("openai/gpt-4.1-mini", "o200k_base"),
+        ("gpt-4o", "o200k_base"),
+        ("openai/gpt-4o-mini", "o200k_base"),
+        ("o1", "o200k_base"),
+        ("o1-pro", "o200k_base"),
+        ("o3", "o200k_base"),
+        ("o3-pro", "o200k_base"),
+        ("o4", "o200k_base"),
+        ("o4-mini", "o200k_base"),
+        ("openai/o3", "o200k_base"),
+        ("gpt-oss:20b", "o200k_harmony"),
+        ("gpt-oss-120b", "o200k_harmony"),
+        ("openai/gpt-oss-120b", "o200k_harmony"),
+        ("gpt-4", "cl100k_base"),
+        ("gpt-3.5-turbo", "cl100k_base"),
+        ("ft:gpt-4o-mini:acme::abc123", "o200k_base"),
+        ("llama3.1:8b", None),
+        ("deepseek-r1:14b", None),
+        ("o100", None),
+    ],
+)
+def test_the_model_table_knows_current_openai_families(model, encoding):
+    assert tokens.encoding_for(model) == encoding
+    assert counter_for(model).name == (encoding or "estimate")
