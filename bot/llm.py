@@ -1,30 +1,53 @@
 """The model: the `ChatModel` protocol, the OpenAI adapter, and the errors it can raise.
 
 `OpenAIChatModel` streams from any OpenAI-compatible server (OpenAI, Azure, Ollama, vLLM,
-LM Studio) through one shared `AsyncOpenAI` client. It yields text deltas, then one `Finished`
-with the finish reason and the usage the server reported (or None when it reports none).
+LM Studio) through one shared `AsyncOpenAI` client. It yields the answer's text deltas (`str`),
+pieces of the model's thinking (`Reasoning`), then one `Finished` with the finish reason and the
+usage the server reported (or None when it reports none).
 
-Every failure is one of the `LLMError` subclasses below, which the Discord edge turns into one
-sentence. A stream that ends without a finish reason is `Interrupted`: the SDK raises nothing for
-that. An overall deadline bounds a whole answer, not only each read.
+Parameters follow the model's family (bot/families.py): reasoning models get
+`max_completion_tokens` and no `temperature`/`top_p`; chat models get `max_tokens`, `temperature`
+and `top_p`; `reasoning_effort` is sent whenever one is set. A server that answers 400 naming a
+parameter or value it does not support is asked again without it (`max_tokens` becomes
+`max_completion_tokens` and back; `temperature`, `top_p`, `reasoning_effort` are dropped), once per
+parameter, and that is remembered for the model. `stream_options` (usage reporting), which some
+servers reject, is dropped the same way, for the whole server.
 
-Whatever a broken or hostile server sends, the stream yields only `str` deltas and one `Finished`,
-or raises an `LLMError`: content that is not text is skipped (the text parts of a list of content
-parts are kept), a usage figure that is not a plausible token count is unreported (None), and a
-chunk of any other shape is `Interrupted`.
+Thinking is never answer text: `delta.reasoning_content` (DeepSeek, vLLM), `delta.reasoning`
+(Ollama, OpenRouter) and a leading `<think>…</think>` block in the content (`ThinkSplitter`) are
+yielded as `Reasoning`.
+
+Every failure is one of the `LLMError` subclasses (bot/errors.py), which the Discord edge turns into
+one sentence. A stream that ends without a finish reason is `Interrupted`. An overall deadline
+bounds a whole answer, not only each read.
+
+Whatever a broken or hostile server sends, the stream yields only `str`, `Reasoning` and one
+`Finished`, or raises an `LLMError`: content that is not text is skipped (the text parts of a list
+of content parts are kept), a usage figure that is not a plausible token count is unreported
+(None), and a chunk of any other shape is `Interrupted`.
+
+The request goes through documented SDK surfaces only: `chat.completions.with_streaming_response
+.create(...)` with the body's fields in `extra_body`, and the raw response's `iter_lines()`, parsed
+here (one `json.loads` per event, no typed object per chunk). The SDK still owns transport, auth,
+retries and the HTTP error classes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import re
-from collections.abc import AsyncGenerator, Sequence
+import ssl
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Protocol
 
+import anyio
+import httpx2
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from bot.errors import (
     AuthenticationFailed,
@@ -39,8 +62,16 @@ from bot.errors import (
     RateLimited,
     Refused,
 )
+from bot.families import Family, family_of
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """A piece of the model's thinking: shown as "thinking", never stored nor sent back."""
+
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +79,11 @@ class Finished:
     finish_reason: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # usage.completion_tokens_details.reasoning_tokens: the part of completion_tokens spent thinking
+    reasoning_tokens: int | None = None
 
 
-StreamEvent = str | Finished
+StreamEvent = str | Reasoning | Finished
 
 
 class ChatModel(Protocol):
@@ -62,8 +95,9 @@ class ChatModel(Protocol):
         max_tokens: int,
         temperature: float,
         top_p: float,
+        reasoning_effort: str | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
-        """Yield the answer's text deltas, then exactly one `Finished`; or raise an LLMError.
+        """Yield the answer's text deltas and thinking, then exactly one `Finished`; or raise.
 
         An async generator, not any async iterator: the service may stop reading early (/stop, a
         cap, shutdown) and then calls `aclose()` so the model releases its HTTP stream at once.
@@ -71,44 +105,125 @@ class ChatModel(Protocol):
         ...
 
 
-class OpenAIChatModel:
-    """A `ChatModel` over an `AsyncOpenAI` client that the composition root owns and closes."""
+_NO_OVERRIDES: Mapping[str, str] = MappingProxyType({})
+_TOKEN_PARAMETERS = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
+# What a server may refuse and chatlab can do without (the token limit is renamed instead).
+_DROPPABLE = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "reasoning_effort")
+_UNSUPPORTED = re.compile(
+    r"unsupported|unrecognized|not supported|does not support|unknown (?:parameter|field|argument)"
+    r"|not permitted|not allowed",
+    re.IGNORECASE,
+)
+_UNSUPPORTED_CODES = ("unsupported_parameter", "unsupported_value")
+# Local reasoning models whose chat template opens the <think> block itself, so that the content
+# starts with thinking and only `</think>` marks where the answer begins.
+_TAGLESS_THINKERS = re.compile(r"deepseek-r1|(?:^|[-_/:.])r1(?:$|[-_:.])|qwq|thinking", re.I)
+# The errors the SDK itself maps to APIConnectionError / APITimeoutError (openai._streaming).
+_TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
+_DRAIN_SECONDS = 0.1  # the SDK's own bound on reading past [DONE]
 
-    def __init__(self, client: openai.AsyncOpenAI, *, answer_deadline: float) -> None:
+
+class OpenAIChatModel:
+    """A `ChatModel` over an `AsyncOpenAI` client that the composition root owns and closes.
+
+    `families` maps a model name or fnmatch glob to "reasoning" or "chat" (MODEL_FAMILIES).
+    """
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        *,
+        answer_deadline: float,
+        families: Mapping[str, str] = _NO_OVERRIDES,
+    ) -> None:
         self._client = client
         self._deadline = answer_deadline
+        self._families = dict(families)
         self._ask_usage = True  # until the server turns out to reject `stream_options`
+        self._refused: dict[str, frozenset[str]] = {}  # per model: parameters the server refused
+        self._tagless: dict[str, bool] = {}  # per model: thinks without an opening <think>
+
+    def family(self, model: str) -> Family:
+        return family_of(model, self._families)
+
+    def _body(
+        self,
+        messages: Sequence[dict[str, str]],
+        model: str,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        reasoning_effort: str | None,
+    ) -> dict[str, object]:
+        """The request's fields besides `model` and `stream`, as this model takes them."""
+        family = self.family(model)
+        refused = self._refused.get(model, frozenset())
+        body: dict[str, object] = {"messages": list(messages)}
+        token_parameter: str = family.token_parameter
+        if token_parameter in refused:
+            token_parameter = _TOKEN_PARAMETERS[token_parameter]
+        body[token_parameter] = max_tokens
+        if family.sampling:
+            if "temperature" not in refused:
+                body["temperature"] = temperature
+            if "top_p" not in refused:
+                body["top_p"] = top_p
+        if reasoning_effort is not None and "reasoning_effort" not in refused:
+            body["reasoning_effort"] = reasoning_effort
+        return body
 
     async def _open(
-        self, body: dict[str, object], deadline: float
-    ) -> openai.AsyncStream[ChatCompletionChunk]:
-        """Start the streamed completion.
+        self, stack: contextlib.AsyncExitStack, model: str, body: dict[str, object], deadline: float
+    ) -> AsyncIterator[str]:
+        """Send the request; the response's lines, closed with `stack`.
 
-        This is the SDK's documented way to send a body as it is. `chat.completions.create`
-        would first walk every message through its TypedDict transforms, a no-op for plain text
-        messages that costs more CPU than all of chatlab's own work on a turn
-        (benchmarks/README.md). Transport, retries, SSE parsing, typed chunks and errors are the
-        SDK's own either way. Some OpenAI-compatible servers (older Azure API versions, some
-        proxies) reject `stream_options`; then it is dropped, for good, and usage goes unreported.
+        `messages=[]` with the real messages in `extra_body` sends them as they are:
+        `create(messages=...)` would first walk every message through the SDK's TypedDict
+        transforms, a no-op for plain text that costs more CPU than chatlab's own work on a turn.
         """
+        asked: set[str] = set()
         while True:
             if self._ask_usage:
                 body["stream_options"] = {"include_usage": True}
             try:
                 async with asyncio.timeout_at(deadline):
-                    return await self._client.post(
-                        "/chat/completions",
-                        body=body,
-                        cast_to=ChatCompletion,
-                        stream=True,
-                        stream_cls=openai.AsyncStream[ChatCompletionChunk],
+                    response = await stack.enter_async_context(
+                        self._client.chat.completions.with_streaming_response.create(
+                            model=model, messages=[], stream=True, extra_body=body
+                        )
                     )
+                return response.iter_lines()
             except openai.BadRequestError as exc:
-                if not (self._ask_usage and "stream_options" in str(exc)):
+                if self._ask_usage and "stream_options" in str(exc):
+                    self._ask_usage = False
+                    body.pop("stream_options")
+                    log.warning("The model server rejects stream_options: usage will be unreported")
+                    continue
+                parameter = None if _is_context_length(exc) else _refused_parameter(exc, body)
+                if parameter is None or parameter in asked:
                     raise
-                self._ask_usage = False
-                body.pop("stream_options")
-                log.warning("The model server rejects stream_options: usage will be unreported")
+                asked.add(parameter)
+                self._do_without(model, parameter, body)
+
+    def _do_without(self, model: str, parameter: str, body: dict[str, object]) -> None:
+        self._refused[model] = self._refused.get(model, frozenset()) | {parameter}
+        value = body.pop(parameter)
+        instead = _TOKEN_PARAMETERS.get(parameter)
+        if instead is not None:
+            body[instead] = value
+            log.info(
+                "The model server refuses %s for model %r: sending %s instead from now on",
+                parameter,
+                model,
+                instead,
+            )
+        else:
+            log.info(
+                "The model server refuses %s=%r for model %r: asking without it from now on",
+                parameter,
+                value,
+                model,
+            )
 
     async def stream(
         self,
@@ -118,40 +233,68 @@ class OpenAIChatModel:
         max_tokens: int,
         temperature: float,
         top_p: float,
+        reasoning_effort: str | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         deadline = asyncio.get_running_loop().time() + self._deadline
+        body = self._body(messages, model, max_tokens, temperature, top_p, reasoning_effort)
+        tagless = self._tagless.get(model)
+        splitter = ThinkSplitter(
+            tagless=bool(_TAGLESS_THINKERS.search(model)) if tagless is None else tagless
+        )
         started = False
+        finish_reason: str | None = None
+        usage: object = None
         try:
-            response = await self._open(
-                {
-                    "model": model,
-                    "messages": list(messages),
-                    "max_tokens": max_tokens,
-                    "temperature": temperature,
-                    "top_p": top_p,
-                    "stream": True,
-                },
-                deadline,
-            )
-            started = True
-            async with response as chunks:
-                finish_reason: str | None = None
-                usage: object = None
-                iterator = aiter(chunks)
-                while True:
+            async with contextlib.AsyncExitStack() as stack:
+                lines = await self._open(stack, model, body, deadline)
+                started = True
+                data: str | None = None
+                done = False
+                while not done:
                     # The deadline is checked around each read (not across the yield, where the
                     # consumer's own work runs), so it bounds the time the model is waited on.
                     async with asyncio.timeout_at(deadline):
-                        chunk = await anext(iterator, _END)
-                    if chunk is _END:
+                        async for line in lines:
+                            if line:
+                                # One `data:` line per event in practice; fields other than
+                                # data (event, id, retry, comments) mean nothing here.
+                                if line.startswith("data:"):
+                                    piece = line[6:] if line[5:6] == " " else line[5:]
+                                    data = piece if data is None else f"{data}\n{piece}"
+                            elif data is not None:
+                                break  # a blank line ends the event
+                        else:
+                            done = True  # the end of the stream: a last event may lack its blank
+                    if data is None:
+                        continue
+                    if data.startswith("[DONE]"):
+                        # Read the body to its end (at once, in practice) so that the HTTP/1.1
+                        # connection goes back to the pool instead of being closed.
+                        with contextlib.suppress(TimeoutError, *_TRANSPORT_ERRORS):
+                            async with asyncio.timeout(_DRAIN_SECONDS):
+                                async for _ in lines:
+                                    pass
                         break
-                    texts, finished, chunk_usage = _read_chunk(chunk)
+                    chunk = json.loads(data)
+                    data = None
+                    texts, thoughts, finished, chunk_usage = _read_chunk(chunk)
+                    for thought in thoughts:
+                        splitter.separately_reasoned()
+                        yield Reasoning(thought)
                     for text in texts:
-                        yield text
+                        if splitter.passes:
+                            yield text
+                        else:
+                            for event in splitter.feed(text):
+                                yield event
                     finish_reason = finished or finish_reason
                     usage = usage if chunk_usage is None else chunk_usage
         except TimeoutError as exc:
             raise ModelTimedOut(f"no complete answer within {self._deadline:g}s") from exc
+        except httpx2.TimeoutException as exc:  # a read timeout mid-answer
+            raise ModelTimedOut("the model server timed out") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise Interrupted("the connection dropped mid-answer") from exc
         except openai.APIConnectionError as exc:
             if started and not isinstance(exc, openai.APITimeoutError):
                 raise Interrupted("the connection dropped mid-answer") from exc
@@ -162,35 +305,202 @@ class OpenAIChatModel:
             raise Interrupted("the server sent a malformed chunk") from exc
         if finish_reason is None:
             raise Interrupted("the stream ended without a finish reason")
+        for event in splitter.end(finish_reason):
+            yield event
+        self._learn_thinking(model, splitter)
         yield Finished(
             finish_reason,
             prompt_tokens=_usage_figure(usage, "prompt_tokens"),
             completion_tokens=_usage_figure(usage, "completion_tokens"),
+            reasoning_tokens=_usage_figure(
+                _field(usage, "completion_tokens_details"), "reasoning_tokens"
+            ),
         )
 
+    def _learn_thinking(self, model: str, splitter: ThinkSplitter) -> None:
+        """Remember whether `model` writes its thinking without an opening <think> tag."""
+        learned = splitter.learned_tagless
+        if learned is None or self._tagless.get(model) == learned:
+            return
+        self._tagless[model] = learned
+        if learned:
+            log.info(
+                "Model %r writes its thinking without an opening <think> tag; from now on it is "
+                "told apart from the answer",
+                model,
+            )
+        else:
+            log.info("Model %r wrote no tagless thinking; its answers stream at once again", model)
 
-_END = object()  # the stream's end (a chunk may itself be JSON null)
+
+# -- thinking inside the content -----------------------------------------------------------------
+
+_OPEN = "<think>"
+_CLOSE = "</think>"
+_START, _THINK, _TAGLESS, _TRIM, _ANSWER = range(5)
+
+
+class ThinkSplitter:
+    """Separates a leading `<think>…</think>` block from the answer in streamed content.
+
+    Tags may be split across pieces at any character. Only a block at the start of the content
+    counts (after whitespace): a `<think>` later on is answer text (code, or prose about tags).
+    The whitespace after `</think>` is trimmed.
+
+    With `tagless`, for models whose template opens the block itself, content before a `</think>`
+    is thinking even without `<think>`; if the content ends with no `</think>` after a normal stop,
+    it was the answer after all and is yielded as such at the end (a cut answer, finish reason
+    "length", stays thinking: the budget went on it). Without `tagless`, a `</think>` in an answer
+    that had no `<think>` before it is noted (`learned_tagless`) so the adapter can switch the model
+    over for its next answers.
+    """
+
+    __slots__ = ("_held", "_scan", "_state", "_tagless", "_tagless_text", "learned_tagless")
+
+    def __init__(self, *, tagless: bool = False) -> None:
+        self._state = _START
+        self._held = ""
+        self._tagless = tagless
+        self._tagless_text: list[str] = []
+        # The answer's last characters while looking for a stray </think>; None: not looking.
+        self._scan: str | None = ""
+        self.learned_tagless: bool | None = None
+
+    @property
+    def passes(self) -> bool:
+        """True once every further piece is answer text as it is (no scan left to do)."""
+        return self._state == _ANSWER and self._scan is None
+
+    def separately_reasoned(self) -> None:
+        """The server sends thinking in its own field: the content is not thinking."""
+        if self._state == _START:
+            self._tagless = False
+
+    def feed(self, text: str) -> list[str | Reasoning]:
+        state = self._state
+        if state == _ANSWER:
+            self._look_for_stray_close(text)
+            return [text]
+        if state == _START:
+            held = self._held + text
+            stripped = held.lstrip()
+            if stripped.startswith(_OPEN):
+                self._state, self._held = _THINK, ""
+                return self.feed(stripped[len(_OPEN) :])
+            if not stripped or _OPEN.startswith(stripped):
+                self._held = held  # whitespace, or the start of a tag: wait for more
+                return []
+            self._held = ""
+            if self._tagless:
+                self._state = _TAGLESS
+                return self.feed(held)
+            self._state = _ANSWER
+            self._look_for_stray_close(held)
+            return [held]
+        if state == _TRIM:
+            answer = text.lstrip()
+            if not answer:
+                return []
+            self._state, self._scan = _ANSWER, None
+            return [answer]
+        # Thinking (_THINK, _TAGLESS): up to </think>, holding back what may begin the tag.
+        if state == _TAGLESS:
+            self._tagless_text.append(text)
+        buffer = self._held + text
+        end = buffer.find(_CLOSE)
+        if end >= 0:
+            thought = buffer[:end]
+            self._held = ""
+            self._state = _TRIM
+            if state == _TAGLESS:
+                self.learned_tagless = True
+                self._tagless_text.clear()
+            rest = self.feed(buffer[end + len(_CLOSE) :])
+            return [Reasoning(thought), *rest] if thought else rest
+        keep = _partial_tag(buffer, _CLOSE)
+        self._held = buffer[len(buffer) - keep :] if keep else ""
+        thought = buffer[: len(buffer) - keep]
+        return [Reasoning(thought)] if thought else []
+
+    def end(self, finish_reason: str) -> list[str | Reasoning]:
+        """What is still held when the stream has finished with `finish_reason`."""
+        held, self._held = self._held, ""
+        if self._state == _TAGLESS:
+            if finish_reason == "length":
+                return [Reasoning(held)] if held else []
+            self.learned_tagless = False
+            return ["".join(self._tagless_text)]
+        if not held:
+            return []
+        return [Reasoning(held)] if self._state == _THINK else [held]
+
+    def _look_for_stray_close(self, text: str) -> None:
+        """While the answer shows no `<think>`, a `</think>` says the model thinks tagless."""
+        scan = self._scan
+        if scan is None:
+            return
+        window = scan + text
+        if _OPEN in window:
+            self._scan = None
+        elif _CLOSE in window:
+            self.learned_tagless = True
+            self._scan = None
+        else:
+            self._scan = window[-(len(_CLOSE) - 1) :]
+
+
+def _partial_tag(text: str, tag: str) -> int:
+    """The length of the longest end of `text` that is a proper beginning of `tag`."""
+    for length in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:length]):
+            return length
+    return 0
+
+
+# -- reading chunks ----------------------------------------------------------------------------
+
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_FIGURE = 2**53  # a token count beyond this is not a count (nor exact as a JSON number)
 
 
-def _read_chunk(chunk: object) -> tuple[list[str], str | None, object]:
-    """The text pieces, finish reason and usage of one chunk, whatever its shape.
+def _read_chunk(chunk: object) -> tuple[list[str], list[str], str | None, object]:
+    """The answer text, thinking, finish reason and usage of one chunk, whatever its shape.
 
-    The SDK builds chunks without validating them, so any field may hold any JSON value.
-    Content that is not text is skipped; a chunk whose structure is not a chunk's is Interrupted.
+    Any field may hold any JSON value. Content that is not text is skipped; a chunk whose
+    structure is not a chunk's, or that carries an error, is Interrupted.
     """
     try:
-        if not isinstance(chunk, ChatCompletionChunk):
+        if type(chunk) is not dict:
             raise TypeError(f"a chunk that is a JSON {type(chunk).__name__}")
+        if chunk.get("error"):
+            log.warning("The model server reported an error mid-answer: %.300r", chunk["error"])
+            raise Interrupted("the model server reported an error mid-answer")
         texts: list[str] = []
+        thoughts: list[str] = []
         finish_reason: str | None = None
-        for choice in chunk.choices or ():
-            if choice.delta is not None:
-                texts.extend(_texts(choice.delta.content))
-            if choice.finish_reason:
-                finish_reason = _finish_reason(choice.finish_reason)
-        return texts, finish_reason, chunk.usage
+        choices = chunk.get("choices")
+        if choices:
+            if type(choices) is not list:
+                raise TypeError(f"choices that are a JSON {type(choices).__name__}")
+            for choice in choices:
+                if type(choice) is not dict:
+                    raise TypeError(f"a choice that is a JSON {type(choice).__name__}")
+                delta = choice.get("delta")
+                if delta is not None:
+                    if type(delta) is not dict:
+                        raise TypeError(f"a delta that is a JSON {type(delta).__name__}")
+                    content = delta.get("content")
+                    if content is not None:
+                        texts.extend(_texts(content))
+                    # DeepSeek and vLLM say reasoning_content, Ollama and OpenRouter reasoning;
+                    # a server sending both sends the same text twice.
+                    thinking = delta.get("reasoning_content") or delta.get("reasoning")
+                    if thinking:
+                        thoughts.extend(_texts(thinking))
+                reason = choice.get("finish_reason")
+                if reason:
+                    finish_reason = _finish_reason(reason)
+        return texts, thoughts, finish_reason, chunk.get("usage")
     except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
         log.debug("An unreadable chunk from the model server: %.300r", chunk, exc_info=True)
         raise Interrupted("the server sent a chunk chatlab cannot read") from exc
@@ -230,15 +540,22 @@ def _finish_reason(value: object) -> str:
     return "unknown"
 
 
+def _field(value: object, name: str) -> object:
+    return value.get(name) if isinstance(value, dict) else None
+
+
 def _usage_figure(usage: object, name: str) -> int | None:
     """A token count the server reported, or None when it reported none worth believing."""
-    value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+    value = _field(usage, name)
     if value is None:
         return None
     if type(value) is int and 0 <= value < _MAX_FIGURE:
         return value
     log.debug("Ignored the usage figure %s=%.40r: not a token count", name, value)
     return None
+
+
+# -- errors ------------------------------------------------------------------------------------
 
 
 def _translate(exc: openai.OpenAIError, model: str) -> LLMError:
@@ -261,17 +578,46 @@ def _translate(exc: openai.OpenAIError, model: str) -> LLMError:
         return Refused("the model server refused the request")
     if isinstance(exc, openai.APIStatusError):
         return ModelServerError(f"the model server failed with HTTP {exc.status_code}")
-    # A chunk the SDK could not parse, or another fault mid-stream.
+    # Another fault mid-stream.
     return Interrupted(f"the answer was cut short ({type(exc).__name__})")
+
+
+def _error(exc: openai.APIStatusError) -> dict[str, object]:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body)
+    return error if isinstance(error, dict) else {}
 
 
 def _error_code(exc: openai.APIStatusError) -> str | None:
     code = getattr(exc, "code", None)
     if code:
         return str(code)
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error", body)
-    return error.get("code") if isinstance(error, dict) else None
+    code = _error(exc).get("code")
+    return code if isinstance(code, str) else None
+
+
+def _refused_parameter(exc: openai.APIStatusError, body: Mapping[str, object]) -> str | None:
+    """The parameter of `body` that a 400 says the model does not support, if it names one.
+
+    OpenAI names it in `param` with the code unsupported_parameter or unsupported_value; other
+    servers only in the message ("Unrecognized request argument supplied: top_p").
+    """
+    error = _error(exc)
+    message = error.get("message")
+    text = message if isinstance(message, str) else str(exc)
+    param = error.get("param")
+    code = _error_code(exc)
+    named_in_param = param in body and param in _DROPPABLE
+    if named_in_param and (code in _UNSUPPORTED_CODES or _UNSUPPORTED.search(text)):
+        return str(param)
+    if not _UNSUPPORTED.search(text):
+        return None
+    named = [
+        (match.start(), name)
+        for name in _DROPPABLE
+        if name in body and (match := re.search(rf"\b{name}\b", text))
+    ]
+    return min(named)[1] if named else None
 
 
 def _is_context_length(exc: openai.APIStatusError) -> bool:

@@ -5,6 +5,15 @@ scripted `Reply` (or the default one): streamed SSE chunks with an optional usag
 before the first byte and between chunks, HTTP errors with OpenAI-shaped bodies, a stall, a cut
 stream (no finish reason), a malformed chunk. Every request body is recorded.
 
+Like the real API, it checks parameters per model family before any scripted reply is taken:
+OpenAI's reasoning models (gpt-5.x, o1, o3, o4; `reasoning_models`) refuse `max_tokens` and a
+`temperature`/`top_p` other than 1, and the o-series refuses `reasoning_effort` "minimal"; the
+older chat models (`effortless_models`: gpt-4.x, gpt-3.5) refuse `reasoning_effort` — each with
+OpenAI's own 400 body. Other names (local servers) take everything. A reply may think first:
+`reasoning` streamed as `delta.reasoning_content`, `delta.reasoning`, or inside the content as
+`<think>…</think>` (`"think"`) or without the opening tag (`"think_no_open"`), which the content's
+chunking splits anywhere; usage then reports `completion_tokens_details.reasoning_tokens`.
+
 In tests: `async with FakeOpenAI() as server: ... server.base_url`.
 As a separate process (benchmarks): `python -m tests.fake_openai --latency 1.0`, which prints
 `PORT <n>` once it listens.
@@ -17,10 +26,11 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -47,6 +57,12 @@ class Reply:
     # is, anything else JSON-encoded); and a usage object sent as given, whatever its shape.
     raw_chunks: list[Any] | None = None
     usage_override: Any = None
+    # Thinking before the answer, and where it is streamed.
+    reasoning: str = ""
+    reasoning_field: Literal["reasoning_content", "reasoning", "think", "think_no_open"] = (
+        "reasoning_content"
+    )
+    hold_after_done: bool = False  # keep the body open after `data: [DONE]`
 
 
 def rate_limited(retry_after: str = "1") -> Reply:
@@ -77,6 +93,55 @@ def unauthorized() -> Reply:
     )
 
 
+def unsupported_parameter(param: str, instead: str | None = None) -> dict[str, Any]:
+    """OpenAI's 400 body for a parameter the model does not take."""
+    message = f"Unsupported parameter: '{param}' is not supported with this model."
+    if instead:
+        message += f" Use '{instead}' instead."
+    return {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "unsupported_parameter",
+    }
+
+
+def unsupported_value(param: str, value: Any, only: str | None = None) -> dict[str, Any]:
+    """OpenAI's 400 body for a value the model does not take."""
+    shown = f"'{value}'" if isinstance(value, str) else json.dumps(value)
+    message = f"Unsupported value: '{param}' does not support {shown} with this model."
+    if only:
+        message += f" Only the default ({only}) value is supported."
+    return {
+        "message": message,
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "unsupported_value",
+    }
+
+
+# Names as OpenAI (or a provider prefixing them) spells them.
+REASONING_MODELS = r"(?:.*/)?(?:gpt-5|o[134])(?:$|[-._:])"
+O_SERIES = r"(?:.*/)?o[134](?:$|[-._:])"
+EFFORTLESS_MODELS = r"(?:.*/)?(?:gpt-4|gpt-3\.5|gpt-35|chatgpt-4o)"
+
+
+def refusal(body: dict[str, Any], reasoning_models: str, effortless_models: str) -> Any:
+    """The error the real API would answer `body` with, or None when it takes it."""
+    model = str(body.get("model", ""))
+    if re.match(reasoning_models, model):
+        if "max_tokens" in body:
+            return unsupported_parameter("max_tokens", "max_completion_tokens")
+        for name in ("temperature", "top_p"):
+            if name in body and body[name] != 1:
+                return unsupported_value(name, body[name], only="1")
+        if re.match(O_SERIES, model) and body.get("reasoning_effort") == "minimal":
+            return unsupported_value("reasoning_effort", "minimal")
+    elif re.match(effortless_models, model) and "reasoning_effort" in body:
+        return unsupported_parameter("reasoning_effort")
+    return None
+
+
 def server_error() -> Reply:
     return Reply(status=500, error_type="server_error", error_message="The server had an error.")
 
@@ -90,8 +155,14 @@ class FakeOpenAI:
         port: int = 0,
         failure_rate: float = 0.0,
         seed: int = 0,
+        reasoning_models: str = REASONING_MODELS,
+        effortless_models: str = EFFORTLESS_MODELS,
     ):
         self.default = default or Reply()
+        # Regular expressions (matched from the start of the model's name) choosing what the
+        # server refuses, like OpenAI; a proxy renaming models can be played by changing them.
+        self.reasoning_models = reasoning_models
+        self.effortless_models = effortless_models
         # With failure_rate, that share of unscripted requests fail at random (seeded): a 500,
         # a 429, or a stream cut after its first words.
         self.failure_rate = failure_rate
@@ -99,6 +170,7 @@ class FakeOpenAI:
         self.failures = 0
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.client_ports: list[int] = []  # per request: which connection it came on
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -154,8 +226,13 @@ class FakeOpenAI:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.client_ports.append(peer[1] if peer else 0)
         async with self.arrived:
             self.arrived.notify_all()
+        refused = refusal(body, self.reasoning_models, self.effortless_models)
+        if refused is not None:
+            return web.json_response({"error": refused}, status=400)
         reply = self.script.popleft() if self.script else self._unscripted()
         await self.gate.wait()
         if reply.latency:
@@ -173,7 +250,22 @@ class FakeOpenAI:
         if reply.echo:
             users = [m["content"] for m in body["messages"] if m["role"] == "user"]
             text = f"echo: {users[-1] if users else ''}"
-        chunks = [text[i : i + reply.chunk_size] for i in range(0, len(text), reply.chunk_size)]
+        thinking: list[dict[str, Any]] = []
+        content = text
+        if reply.reasoning and reply.reasoning_field == "think":
+            content = f"<think>\n{reply.reasoning}\n</think>\n\n{text}"
+        elif reply.reasoning and reply.reasoning_field == "think_no_open":
+            content = f"{reply.reasoning}\n</think>\n\n{text}"
+        elif reply.reasoning:
+            size = reply.chunk_size
+            thinking = [
+                {reply.reasoning_field: reply.reasoning[i : i + size], "content": None}
+                for i in range(0, len(reply.reasoning), size)
+            ]
+        chunks: list[str | dict[str, Any]] = [*thinking]
+        chunks += [
+            content[i : i + reply.chunk_size] for i in range(0, len(content), reply.chunk_size)
+        ]
 
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -208,7 +300,8 @@ class FakeOpenAI:
                 continue
             if reply.pace and number:
                 await asyncio.sleep(reply.pace)
-            await response.write(event([{"index": 0, "delta": {"content": piece}}]))
+            delta = piece if isinstance(piece, dict) else {"content": piece}
+            await response.write(event([{"index": 0, "delta": delta}]))
         if reply.stall_after is not None and reply.stall_after >= len(chunks):
             await self._hang.wait()
         if reply.cut_after is not None and reply.cut_after >= len(chunks):
@@ -221,16 +314,21 @@ class FakeOpenAI:
             )
         include_usage = (body.get("stream_options") or {}).get("include_usage")
         if reply.usage and include_usage:
-            completion = max(1, len(text) // 4)
-            usage = {
+            thought = len(reply.reasoning) // 4
+            completion = max(1, len(text) // 4 + thought)
+            usage: dict[str, Any] = {
                 "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": completion,
                 "total_tokens": reply.prompt_tokens + completion,
             }
+            if reply.reasoning:
+                usage["completion_tokens_details"] = {"reasoning_tokens": thought}
             await response.write(
                 event([], usage if reply.usage_override is None else reply.usage_override)
             )
         await response.write(b"data: [DONE]\n\n")
+        if reply.hold_after_done:
+            await self._hang.wait()
         await response.write_eof()
         return response
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 
 import openai
@@ -320,3 +322,307 @@ async def test_choices_null_in_a_usage_chunk_is_no_choices(llm_server, chat_mode
     deltas, finished = await collect(chat_model)
 
     assert deltas == ["ok"] and finished.finish_reason == "stop"
+
+
+# -- documented SDK surfaces: the same body and events as the SDK's typed path --
+
+
+async def typed_path(client: openai.AsyncOpenAI, **fields: object) -> tuple[list[str], object]:
+    """What `chat.completions.create` (the SDK's typed, pydantic path) sends and parses."""
+    stream = await client.chat.completions.create(**fields)  # type: ignore[call-overload]
+    deltas: list[str] = []
+    usage = None
+    async with stream:
+        async for chunk in stream:
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    deltas.append(choice.delta.content)
+            usage = chunk.usage or usage
+    return deltas, usage
+
+
+async def stream_all(model: OpenAIChatModel, name: str, **options: object) -> list[object]:
+    fields: dict[str, object] = {"max_tokens": 50, "temperature": 0.7, "top_p": 1.0}
+    fields.update(options)
+    return [event async for event in model.stream(MESSAGES, model=name, **fields)]  # type: ignore[arg-type]
+
+
+async def test_the_body_and_events_are_what_the_typed_sdk_path_gives(
+    llm_server, chat_model, openai_client
+):
+    reply = Reply(text="The quick brown fox jumps.", chunk_size=3, prompt_tokens=9)
+    llm_server.then(reply, reply)
+
+    events = await stream_all(chat_model, "gpt-4o-mini")
+    deltas, usage = await typed_path(
+        openai_client,
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        max_tokens=50,
+        temperature=0.7,
+        top_p=1.0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+
+    ours, typed = llm_server.requests
+    assert (
+        ours
+        == typed
+        == {
+            "model": "gpt-4o-mini",
+            "messages": MESSAGES,
+            "max_tokens": 50,
+            "temperature": 0.7,
+            "top_p": 1.0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    )
+    assert events[:-1] == deltas
+    assert events[-1] == Finished(
+        "stop",
+        usage.prompt_tokens,
+        usage.completion_tokens,  # type: ignore[attr-defined]
+    )
+
+
+async def test_a_reasoning_models_body_is_what_the_typed_sdk_path_gives(
+    llm_server, chat_model, openai_client
+):
+    await stream_all(chat_model, "gpt-5-mini", reasoning_effort="low")
+    await typed_path(
+        openai_client,
+        model="gpt-5-mini",
+        messages=MESSAGES,
+        max_completion_tokens=50,
+        reasoning_effort="low",
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+
+    ours, typed = llm_server.requests
+    assert ours == typed
+    assert "temperature" not in ours and "top_p" not in ours and "max_tokens" not in ours
+
+
+async def test_no_undocumented_sdk_surface_is_used(llm_server, chat_model, monkeypatch):
+    # `client.post(..., stream_cls=...)` is the SDK's own plumbing: only its methods may call it.
+    real_post = openai.AsyncOpenAI.post
+    callers: list[str] = []
+
+    def post(self: openai.AsyncOpenAI, *args: object, **kwargs: object) -> object:
+        callers.append(sys._getframe(1).f_globals["__name__"])
+        return real_post(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(openai.AsyncOpenAI, "post", post)
+
+    deltas, finished = await collect(chat_model)
+
+    assert "".join(deltas) == "Hello from the stand-in." and finished.finish_reason == "stop"
+    assert callers and all(caller.startswith("openai.") for caller in callers)
+
+
+async def test_a_read_timeout_mid_answer_is_a_timeout(llm_server):
+    llm_server.then(Reply(text="abcdefgh", chunk_size=2, stall_after=2))
+    async with openai.AsyncOpenAI(
+        api_key="sk-test", base_url=llm_server.base_url, max_retries=0, timeout=0.2
+    ) as client:
+        with pytest.raises(ModelTimedOut):
+            await collect(OpenAIChatModel(client, answer_deadline=30))
+
+
+async def test_an_error_reported_mid_stream_is_interrupted(llm_server, chat_model):
+    error = {"error": {"message": "overloaded", "type": "server_error", "code": None}}
+    llm_server.then(Reply(text="", raw_chunks=[chunk({"content": "Par"}), error]))
+
+    with pytest.raises(Interrupted):
+        await collect(chat_model)
+
+
+async def test_answers_reuse_one_connection(llm_server, chat_model):
+    await collect(chat_model)
+    await collect(chat_model)
+
+    assert len(set(llm_server.client_ports)) == 1
+
+
+async def test_a_server_holding_the_body_open_after_done_still_answers(llm_server, chat_model):
+    llm_server.then(Reply(text="done", hold_after_done=True))
+
+    started = time.monotonic()
+    deltas, finished = await collect(chat_model)
+
+    assert "".join(deltas) == "done" and finished.finish_reason == "stop"
+    assert time.monotonic() - started < 1
+
+
+# -- parameters by model family, and a server that refuses one --
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "refuses" in r.getMessage()]
+
+
+@pytest.mark.parametrize("name", ["gpt-5-mini", "gpt-5.1", "o3", "o4-mini", "openai/o3"])
+async def test_reasoning_models_get_max_completion_tokens_and_no_sampling(
+    llm_server, chat_model, name
+):
+    events = await stream_all(chat_model, name, reasoning_effort="high")
+
+    (sent,) = llm_server.requests
+    assert sent["max_completion_tokens"] == 50 and sent["reasoning_effort"] == "high"
+    assert not {"max_tokens", "temperature", "top_p"} & sent.keys()
+    assert isinstance(events[-1], Finished)
+
+
+async def test_chat_models_get_max_tokens_and_sampling_without_effort_unless_set(
+    llm_server, chat_model
+):
+    await stream_all(chat_model, "llama3.1:8b")
+    await stream_all(chat_model, "llama3.1:8b", reasoning_effort="low")
+
+    plain, with_effort = llm_server.requests
+    assert (plain["max_tokens"], plain["temperature"], plain["top_p"]) == (50, 0.7, 1.0)
+    assert "reasoning_effort" not in plain and "max_completion_tokens" not in plain
+    assert with_effort["reasoning_effort"] == "low"
+
+
+async def test_an_effort_a_chat_model_refuses_is_dropped_and_remembered(
+    llm_server, chat_model, caplog
+):
+    caplog.set_level(logging.INFO, logger="bot.llm")
+
+    first = await stream_all(chat_model, "gpt-4o-mini", reasoning_effort="low")
+    again = await stream_all(chat_model, "gpt-4o-mini", reasoning_effort="low")
+
+    assert isinstance(first[-1], Finished) and isinstance(again[-1], Finished)
+    refused, retried, remembered = llm_server.requests
+    assert refused["reasoning_effort"] == "low"
+    assert "reasoning_effort" not in retried and "reasoning_effort" not in remembered
+    assert len(refusals(caplog)) == 1
+    assert all(r.levelno == logging.INFO for r in caplog.records if "refuses" in r.getMessage())
+
+
+async def test_an_effort_value_a_model_refuses_is_dropped(llm_server, chat_model):
+    events = await stream_all(chat_model, "o3", reasoning_effort="minimal")
+
+    assert isinstance(events[-1], Finished)
+    assert [r.get("reasoning_effort") for r in llm_server.requests] == ["minimal", None]
+
+
+async def test_a_proxy_with_unknown_names_is_asked_again_per_refused_parameter(
+    caplog, openai_client
+):
+    caplog.set_level(logging.INFO, logger="bot.llm")
+    async with (
+        FakeOpenAI(reasoning_models="my-proxy-") as server,
+        openai.AsyncOpenAI(api_key="sk-test", base_url=server.base_url, max_retries=0) as client,
+    ):
+        model = OpenAIChatModel(client, answer_deadline=5)
+
+        events = await stream_all(model, "my-proxy-gpt5")
+        again = await stream_all(model, "my-proxy-gpt5")
+
+    assert "".join(e for e in events if isinstance(e, str)) == "Hello from the stand-in."
+    assert isinstance(again[-1], Finished)
+    first, second, third, remembered = server.requests
+    assert first["max_tokens"] == 50
+    assert second["max_completion_tokens"] == 50 and second["temperature"] == 0.7
+    assert "temperature" not in third and third["top_p"] == 1.0
+    assert remembered == third
+    assert refusals(caplog) == [
+        "The model server refuses max_tokens for model 'my-proxy-gpt5': sending "
+        "max_completion_tokens instead from now on",
+        "The model server refuses temperature=0.7 for model 'my-proxy-gpt5': asking without it "
+        "from now on",
+    ]
+
+
+async def test_an_override_sends_a_proxy_the_reasoning_parameters_at_once():
+    async with (
+        FakeOpenAI(reasoning_models="my-proxy-") as server,
+        openai.AsyncOpenAI(api_key="sk-test", base_url=server.base_url, max_retries=0) as client,
+    ):
+        model = OpenAIChatModel(client, answer_deadline=5, families={"my-proxy-*": "reasoning"})
+
+        await stream_all(model, "my-proxy-gpt5")
+
+    (sent,) = server.requests
+    assert sent["max_completion_tokens"] == 50 and "temperature" not in sent
+
+
+async def test_a_refusal_named_only_in_the_message_is_understood(llm_server, chat_model):
+    llm_server.then(
+        Reply(status=400, error_message="Unrecognized request argument supplied: top_p")
+    )
+
+    events = await stream_all(chat_model, "some-azure-deployment")
+
+    assert isinstance(events[-1], Finished)
+    refused, retried = llm_server.requests
+    assert "top_p" in refused and "top_p" not in retried and retried["temperature"] == 0.7
+
+
+async def test_a_parameter_is_asked_without_once_then_the_refusal_stands(llm_server, chat_model):
+    refused = Reply(
+        status=400,
+        error_code="unsupported_value",
+        error_message="Unsupported value: 'temperature' does not support 0.7 with this model.",
+    )
+    llm_server.then(refused, refused)
+
+    with pytest.raises(Refused):
+        await stream_all(chat_model, "m")
+
+    assert len(llm_server.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (
+            "This model's maximum context length is 4096 tokens. However, you requested 5000 "
+            "tokens (4000 in the messages, 1000 in max_tokens). Please reduce the length.",
+            ContextTooLong,
+        ),
+        ("max_tokens is too large: 99999. This model supports at most 4096 tokens.", Refused),
+    ],
+)
+async def test_a_400_about_sizes_is_not_a_refused_parameter(llm_server, chat_model, message, error):
+    llm_server.then(Reply(status=400, error_message=message))
+
+    with pytest.raises(error):
+        await stream_all(chat_model, "m")
+
+    assert len(llm_server.requests) == 1
+
+
+async def test_the_stand_in_refuses_like_the_real_api(llm_server, openai_client):
+    with pytest.raises(openai.BadRequestError) as tokens:
+        await openai_client.chat.completions.create(
+            model="gpt-5-mini",
+            messages=MESSAGES,
+            max_tokens=5,  # type: ignore[arg-type]
+        )
+    with pytest.raises(openai.BadRequestError) as sampling:
+        await openai_client.chat.completions.create(
+            model="o4-mini",
+            messages=MESSAGES,
+            temperature=0.7,  # type: ignore[arg-type]
+        )
+
+    assert tokens.value.body == {
+        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+        "Use 'max_completion_tokens' instead.",
+        "type": "invalid_request_error",
+        "param": "max_tokens",
+        "code": "unsupported_parameter",
+    }
+    assert sampling.value.body == {
+        "message": "Unsupported value: 'temperature' does not support 0.7 with this model. "
+        "Only the default (1) value is supported.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "unsupported_value",
+    }
