@@ -1,6 +1,7 @@
 """chatlab's benchmarks: one command, one table (and JSON when asked). Nothing is asserted.
 
     .venv/bin/python -m benchmarks [--json results.json] [--profile profile.txt] [--quick]
+                                   [--repeat 3]
 
 The model is the loopback OpenAI-compatible stand-in (tests/fake_openai.py) in separate
 processes, like a remote server whose CPU is not billed to the bot. Figures that depend on the
@@ -18,113 +19,29 @@ import os
 import platform
 import random
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, aclosing, asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
-import openai
-
-from bot.chat import Answer, ChatConfig, ChatService, Question
+from benchmarks import floor
+from benchmarks.common import (
+    CONFIG,
+    Row,
+    chat_service,
+    client_for,
+    rss_mb,
+    stand_in,
+    summary,
+    timed,
+    turn,
+)
+from bot.chat import ChatService
 from bot.conversation import choose_window, user_content
 from bot.llm import OpenAIChatModel
 from bot.store import ConversationStore
-
-CONFIG = ChatConfig(
-    model="gpt-4o-mini",
-    models=("gpt-4o-mini",),
-    max_tokens=512,
-    context_window=16_000,
-    max_rounds=5,
-    temperature=0.0,
-    top_p=1.0,
-    system_prompt="You are a helpful assistant.",
-    # The benchmarks measure the queue itself, not its caps.
-    max_waiting_per_channel=1000,
-    max_waiting_per_member=100,
-)
-
-
-@dataclass
-class Row:
-    figure: str
-    result: str
-    target: str
-    details: dict[str, object] = field(default_factory=dict)
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def summary(samples: list[float], unit: float = 1e3) -> dict[str, float]:
-    """p50/p99 in milliseconds (unit=1e3) or microseconds (unit=1e6), and the sample count."""
-    return {
-        "p50": percentile(samples, 0.5) * unit,
-        "p99": percentile(samples, 0.99) * unit,
-        "n": len(samples),
-    }
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-@asynccontextmanager
-async def stand_in(latency: float = 0.0) -> AsyncIterator[str]:
-    """A stand-in model server in its own process; yields its base URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_openai", "--echo", "--latency", str(latency)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.to_thread(process.stdout.readline)
-        yield f"http://127.0.0.1:{int(line.split()[1])}/v1"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@asynccontextmanager
-async def client_for(url: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(
-        api_key="sk-bench", base_url=url, max_retries=0, timeout=60
-    ) as client:
-        yield client
-
-
-@asynccontextmanager
-async def chat_service(url: str, database: Path) -> AsyncIterator[ChatService]:
-    """A ChatService over a new client to the stand-in and a store at `database`."""
-    async with client_for(url) as client, ConversationStore.open(database) as store:
-        yield ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
-
-
-async def turn(service: ChatService, channel: int, text: str, user: int = 1) -> Answer:
-    final = None
-    async with aclosing(service.ask(Question(channel, user, f"user{user}", text))) as events:
-        async for event in events:
-            if isinstance(event, Answer):
-                final = event
-    assert final is not None
-    return final
-
-
-async def timed(work: Callable[[], Awaitable[object]]) -> float:
-    started = time.perf_counter()
-    await work()
-    return time.perf_counter() - started
 
 
 def insert_rows(db: sqlite3.Connection, turns: list[tuple], messages: list[tuple]) -> None:
@@ -245,52 +162,6 @@ async def history_growth(url: str, tmp: Path, samples: int, scale: float) -> Row
             "big_channel_ms": hot,
             "ratio_random": crowd["p50"] / base["p50"],
             "ratio_big": hot["p50"] / base["p50"],
-        },
-    )
-
-
-async def fan_out(url: str, tmp: Path, channels: int = 200) -> Row:
-    # Each side gets its own new client, so neither inherits the other's warm connections.
-    async with (
-        client_for(url) as bare_client,
-        client_for(url) as client,
-        ConversationStore.open(tmp / "fanout.db") as store,
-    ):
-        service = ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
-
-        async def bare(c: int) -> None:
-            stream = await bare_client.chat.completions.create(
-                model=CONFIG.model,
-                messages=[{"role": "user", "content": f"q{c}"}],
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            async with stream:
-                async for _ in stream:
-                    pass
-
-        # Baseline: the same fan-out made with the bare SDK, no chatlab at all.
-        bare_wall = await timed(lambda: asyncio.gather(*(bare(c) for c in range(channels))))
-        started = time.perf_counter()
-        answers = await asyncio.gather(*(turn(service, c, f"q{c}", c) for c in range(channels)))
-        wall = time.perf_counter() - started
-        correct = sum(
-            a.text == "echo: " + user_content(f"user{c}", f"q{c}", c) for c, a in enumerate(answers)
-        )
-        stored = sum([len(await service.history(c, 5)) == 1 for c in range(channels)])
-    return Row(
-        "fan-out",
-        f"{channels} channels at 1 s latency: wall {wall:.2f} s = ×{wall / 1.0:.2f} of 1 s; "
-        f"bare SDK fan-out {bare_wall:.2f} s, so ×{wall / bare_wall:.2f} of it; "
-        f"{correct}/{channels} correct, {stored}/{channels} stored",
-        "wall / 1 s ≤ 1.3",
-        {
-            "wall_s": wall,
-            "ratio": wall,
-            "bare_sdk_wall_s": bare_wall,
-            "ratio_to_bare": wall / bare_wall,
-            "correct": correct,
-            "stored": stored,
         },
     )
 
@@ -448,34 +319,79 @@ async def profile_turn(url: str, tmp: Path, path: Path) -> None:
     path.write_text(profiler.output_text(unicode=True, show_all=False))
 
 
+Step = Callable[[], Awaitable[Row | list[Row]]]
+
+
 async def main(args: argparse.Namespace) -> list[Row]:
     quick = args.quick
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="chatlab-bench-") as tmpdir:
         tmp = Path(tmpdir)
         async with AsyncExitStack() as stack:
-            fast = await stack.enter_async_context(stand_in(0.0))
-            slow = await stack.enter_async_context(stand_in(1.0))
-            paced = await stack.enter_async_context(stand_in(0.2))
-            steps: list[tuple[str, Callable[[], Awaitable[Row]]]] = [
-                ("turn overhead", lambda: turn_overhead(fast, tmp, 100 if quick else 400)),
+
+            async def server(latency: float, events: int | None = None) -> str:
+                text = None if events is None else floor.answer_text(events)
+                return await stack.enter_async_context(stand_in(latency, text=text, chunk=4))
+
+            fast = await server(0.0)
+            paced = await server(0.2)
+            short, long = await server(0.0, floor.SHORT), await server(0.0, floor.LONG)
+            slow_short, slow_long = await server(1.0, floor.SHORT), await server(1.0, floor.LONG)
+            cpu_turns = 600 if quick else 3000
+
+            async def cpu() -> list[Row]:
+                figures = await floor.cpu_figures(short, long, tmp, cpu_turns)
+                return floor.cpu_rows(figures, cpu_turns)
+
+            def fan(url: str, channels: int, events: int) -> Awaitable[Row]:
+                return floor.fan_out(url, tmp, channels, events)
+
+            # (name, step, key): key figures are measured `--repeat` times, with their spread.
+            steps: list[tuple[str, Step, bool]] = [
+                ("CPU against the floor", cpu, True),
+                ("fan-out 200 × 20", lambda: fan(slow_short, 200, floor.SHORT), True),
+                ("fan-out 200 × 300", lambda: fan(slow_long, 200, floor.LONG), True),
+                ("fan-out 1,000", lambda: fan(slow_short, 1000, floor.SHORT), True),
+                ("ready to connect", lambda: floor.ready_rows(tmp, 2 if quick else 5), True),
+                ("database trips", lambda: floor.database_trips(fast, tmp), False),
+                ("turn overhead", lambda: turn_overhead(fast, tmp, 100 if quick else 400), False),
                 (
                     "history growth",
                     lambda: history_growth(fast, tmp, 50 if quick else 200, 0.1 if quick else 1),
+                    False,
                 ),
-                ("fan-out", lambda: fan_out(slow, tmp)),
-                ("one busy channel", lambda: busy_channel(paced, tmp)),
-                ("throughput", lambda: throughput(fast, tmp, 500 if quick else 3000)),
-                ("memory", lambda: memory(fast, tmp, 1000 if quick else 10_000)),
-                ("window choice", lambda: window_choice(tmp, 200 if quick else 1000)),
-                ("Discord edge", lambda: discord_edge(fast, tmp, 30 if quick else 150)),
+                ("one busy channel", lambda: busy_channel(paced, tmp), False),
+                ("throughput", lambda: throughput(fast, tmp, 500 if quick else 3000), False),
+                ("memory", lambda: memory(fast, tmp, 1000 if quick else 10_000), False),
+                ("window choice", lambda: window_choice(tmp, 200 if quick else 1000), False),
+                ("Discord edge", lambda: discord_edge(fast, tmp, 30 if quick else 150), False),
             ]
-            for name, step in steps:
-                print(f"… {name}", file=sys.stderr, flush=True)
-                rows.append(await step())
+            for name, step, key in steps:
+                runs: list[list[Row]] = []
+                for n in range(args.repeat if key else 1):
+                    print(f"… {name}" + (f" ({n + 1})" if key else ""), file=sys.stderr, flush=True)
+                    result = await step()
+                    runs.append(result if isinstance(result, list) else [result])
+                rows.extend(spread(runs))
             if args.profile:
                 print("… profile", file=sys.stderr, flush=True)
                 await profile_turn(fast, tmp, Path(args.profile))
+    return rows
+
+
+def spread(runs: list[list[Row]]) -> list[Row]:
+    """One row per figure: the run with the median ratio, followed by every run's figures."""
+    if len(runs) == 1:
+        return runs[0]
+    rows = []
+    for same in zip(*runs, strict=True):
+        ordered = sorted(same, key=lambda r: float(r.details["ratio"]))  # type: ignore[arg-type]
+        middle = ordered[len(ordered) // 2]
+        first = next(iter(middle.details))  # each row's own figure comes first
+        values = ", ".join(f"{r.details[first]:.4g} (×{r.details['ratio']:.2f})" for r in same)
+        details = {**middle.details, "runs": [r.details for r in same]}
+        result = f"{middle.result}; {len(same)} runs, {first}: {values}"
+        rows.append(Row(middle.figure, result, middle.target, details))
     return rows
 
 
@@ -484,6 +400,9 @@ def run() -> None:
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--profile", help="profile the core turn with pyinstrument into this file")
     parser.add_argument("--quick", action="store_true", help="fewer samples, smaller database")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measure the key figures this many times (spread)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     rows = asyncio.run(main(args))
