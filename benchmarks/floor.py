@@ -190,7 +190,9 @@ async def fan_out(url: str, tmp: Path, channels: int, events: int) -> Row:
         texts = await asyncio.gather(*(raw_turn(session, url, f"q{c}") for c in range(channels)))
         floor_wall = time.perf_counter() - started
     assert all(t == expected for t in texts)
-    async with chat_service(url, tmp / f"fan-{channels}-{events}.db") as service:
+    async with chat_service(
+        url, tmp / f"fan-{channels}-{events}-{time.monotonic_ns()}.db"
+    ) as service:
         started = time.perf_counter()
         answers = await asyncio.gather(*(turn(service, c, f"q{c}", c) for c in range(channels)))
         wall = time.perf_counter() - started
