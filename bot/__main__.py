@@ -100,7 +100,11 @@ async def run(settings: Settings, *, sync_only: bool = False) -> None:
         )
         service = ChatService(
             store,
-            OpenAIChatModel(client, answer_deadline=settings.answer_deadline),
+            OpenAIChatModel(
+                client,
+                answer_deadline=settings.answer_deadline,
+                families=dict(settings.model_families),
+            ),
             ChatConfig.from_settings(settings),
         )
         bot = ChatBot(

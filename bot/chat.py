@@ -48,8 +48,10 @@ from bot.errors import (
     Refused,
     ShuttingDown,
     Stopped,
+    ThinkingExhausted,
 )
-from bot.llm import ChatModel, Finished
+from bot.families import Family, family_of
+from bot.llm import ChatModel, Finished, Reasoning
 from bot.settings import Settings
 from bot.store import (
     ConversationStore,
@@ -82,6 +84,7 @@ __all__ = [
     "ResetOutcome",
     "StopOutcome",
     "StoredMessage",
+    "Thinking",
     "Usage",
 ]
 
@@ -99,6 +102,8 @@ class ChatConfig:
     tokenizer: str | None = None
     max_waiting_per_channel: int = 10
     max_waiting_per_member: int = 2
+    reasoning_effort: str | None = None  # None: the server's default
+    model_families: tuple[tuple[str, str], ...] = ()  # (model or glob, family) overrides
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChatConfig:
@@ -114,6 +119,8 @@ class ChatConfig:
             tokenizer=settings.tokenizer,
             max_waiting_per_channel=settings.max_waiting_per_channel,
             max_waiting_per_member=settings.max_waiting_per_member,
+            reasoning_effort=settings.reasoning_effort,
+            model_families=settings.model_families,
         )
 
     @property
@@ -145,6 +152,14 @@ class Delta:
 
 
 @dataclass(frozen=True, slots=True)
+class Thinking:
+    """The model started thinking (at `since`, on the event loop's clock); its thoughts stay
+    private."""
+
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     text: str
     model: str
@@ -154,6 +169,8 @@ class Answer:
     rounds_used: int
     rounds_dropped: int  # rounds left out after the server said the context was too long
     cut: bool = False  # the server wrote past `answer_cap`; `text` is the first `answer_cap`
+    thought_seconds: float | None = None  # how long the model thought before answering
+    reasoning_tokens: int | None = None  # as the server reported them
 
     @property
     def truncated(self) -> bool:
@@ -280,13 +297,15 @@ class ChatService:
             return QueueFull(per_channel, per_member=False)
         return None
 
-    async def ask(self, question: Question) -> AsyncGenerator[Queued | Delta | Answer, None]:
+    async def ask(
+        self, question: Question
+    ) -> AsyncGenerator[Queued | Thinking | Delta | Answer, None]:
         """Answer `question` in its channel's conversation, streaming.
 
-        Yields `Queued` first if the channel is busy, then `Delta`s as the model writes, then
-        one `Answer` once the turn is stored. Raises `ChatError` (among them `QueueFull`,
-        `Stopped`, `Dropped`), `QuestionTooLong`, `LLMError` or `StoreError`; then nothing was
-        stored. Use with `contextlib.aclosing`.
+        Yields `Queued` first if the channel is busy, `Thinking` once if the model thinks before
+        answering (its thoughts are never yielded, stored or sent back), then `Delta`s as the
+        model writes, then one `Answer` once the turn is stored. Raises a `ChatlabError`
+        (bot/errors.py); then nothing was stored. Use with `contextlib.aclosing`.
         """
         text = clean_text(question.text)
         if not text:
@@ -315,10 +334,12 @@ class ChatService:
 
     async def _answer(
         self, question: Question, text: str, ticket: _Ticket
-    ) -> AsyncGenerator[Delta | Answer, None]:
+    ) -> AsyncGenerator[Thinking | Delta | Answer, None]:
         channel, parent = question.channel_id, question.parent_id
-        settings = await self._store.channel_settings(channel, parent)
+        # One trip to the database for what the turn reads, one for what it writes.
+        settings, history = await self._store.turn_context(channel, parent, self._config.max_rounds)
         model = self._model_in_force(settings.model)
+        effort = settings.reasoning_effort or self._config.reasoning_effort
         counter = counter_for(model, self._config.tokenizer)
         prompt = self._prompt_in_force(settings.prompt)
         system_text = f"{prompt.text}\n\n{SPEAKER_NOTE}" if prompt.text else SPEAKER_NOTE
@@ -333,7 +354,6 @@ class ChatService:
             system=system,
             question=asked,
         )
-        history = await self._store.history(channel, self._config.max_rounds)
         window = choose_window(history, budget=budget, max_rounds=self._config.max_rounds)
 
         dropped = 0
@@ -342,6 +362,8 @@ class ChatService:
             parts: list[str] = []
             length = 0
             cut = False
+            thinking: float | None = None  # when the model started thinking
+            answering: float | None = None  # when its answer started
             finished: Finished | None = None
             stream = self._model.stream(
                 prompt_messages(system, window, asked),
@@ -349,6 +371,7 @@ class ChatService:
                 max_tokens=self._config.max_tokens,
                 temperature=self._config.temperature,
                 top_p=self._config.top_p,
+                reasoning_effort=effort,
             )
             try:
                 async with aclosing(stream):
@@ -363,6 +386,13 @@ class ChatService:
                         if isinstance(event, Finished):
                             finished = event
                             continue
+                        if isinstance(event, Reasoning):
+                            if thinking is None and answering is None:
+                                thinking = asyncio.get_running_loop().time()
+                                yield Thinking(thinking)
+                            continue
+                        if answering is None:
+                            answering = asyncio.get_running_loop().time()
                         if length + len(event) > cap:  # a server that ignores max_tokens
                             event = event[: cap - length]
                             cut, finished = True, Finished("length")
@@ -396,6 +426,8 @@ class ChatService:
             raise Refused("the answer was stopped by the server's content filter")
         answer_text = "".join(parts)
         if not answer_text.strip():
+            if thinking is not None and finished.finish_reason == "length":
+                raise ThinkingExhausted(self._config.max_tokens)
             raise EmptyAnswer("the model finished without writing anything")
         answer = Message.counted("assistant", answer_text, counter.count)
         # Commit first, then report: an answer the member sees as complete is always stored.
@@ -422,6 +454,8 @@ class ChatService:
             rounds_used=len(window),
             rounds_dropped=dropped,
             cut=cut,
+            thought_seconds=None if thinking is None else (answering or thinking) - thinking,
+            reasoning_tokens=finished.reasoning_tokens,
         )
 
     def waiting(self, channel_id: int) -> int:
@@ -542,6 +576,19 @@ class ChatService:
     async def channel_model(self, channel_id: int, parent_id: int | None = None) -> str:
         settings = await self._store.channel_settings(channel_id, parent_id)
         return self._model_in_force(settings.model)
+
+    async def channel_effort(self, channel_id: int, parent_id: int | None = None) -> str | None:
+        """The reasoning effort in force in the channel (None: the server's default)."""
+        settings = await self._store.channel_settings(channel_id, parent_id)
+        return settings.reasoning_effort or self._config.reasoning_effort
+
+    async def set_channel_effort(self, channel_id: int, effort: str | None) -> None:
+        """Set the channel's reasoning effort (None: back to the bot's default)."""
+        await self._store.set_channel_effort(channel_id, effort)
+
+    def family(self, model: str) -> Family:
+        """How chatlab talks to `model` (which parameters it takes)."""
+        return family_of(model, dict(self._config.model_families))
 
     def _model_in_force(self, chosen: str | None) -> str:
         # A model since removed from MODELS falls back to the default.

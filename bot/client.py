@@ -26,7 +26,7 @@ from cogs._render import explain, refusal_sentence
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.chat", "cogs.manage")
+EXTENSIONS = ("cogs.chat", "cogs.manage", "cogs.settings")
 TREE_FINGERPRINT_KEY = "command_tree_fingerprint"
 # What the bot needs in a channel, and nothing more: read and answer (in threads too), reply to
 # the question (read history), mark a queued question, attach an export.

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 
 import discord
+from discord import app_commands
 
 from bot.access import Asker
 
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
+MODERATORS = discord.Permissions(manage_messages=True)
 
 
 def asker_of(
@@ -37,3 +39,25 @@ async def respond_privately(interaction: discord.Interaction, text: str) -> None
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
     except discord.HTTPException as exc:
         log.warning("Could not answer an interaction: %s", exc)
+
+
+def moderators_only() -> app_commands.check:  # type: ignore[valid-type]
+    """Manage Messages in the channel (in a DM its member manages their own conversation).
+
+    Discord's default permissions hide these commands from others; this checks again when the
+    command runs, so widening them in Server Settings → Integrations changes nothing.
+    """
+
+    def predicate(interaction: discord.Interaction) -> bool:
+        if interaction.guild is None or interaction.permissions.manage_messages:
+            return True
+        raise app_commands.MissingPermissions(["manage_messages"])
+
+    return app_commands.check(predicate)
+
+
+def where(interaction: discord.Interaction) -> tuple[int, int | None]:
+    """The interaction's channel, and its parent if it is a thread."""
+    channel = interaction.channel
+    assert channel is not None
+    return channel.id, getattr(channel, "parent_id", None)

@@ -10,6 +10,7 @@ from bot.access import Refusal
 from bot.chat import ChannelPrompt, ChatConfig, PromptChange, ResetOutcome, Usage
 from bot.conversation import Round
 from bot.errors import ChatlabError
+from bot.families import Family
 from bot.messages import text
 from cogs._text import DISCORD_LIMIT, one_line, quote
 
@@ -85,10 +86,29 @@ def usage_summary(usage: Usage, locale: str | None) -> str:
     return summary
 
 
+def family_line(family: Family, effort: str | None, locale: str | None) -> str:
+    """How chatlab talks to a model, in a few words ("reasoning; effort: medium")."""
+    if family.name == "reasoning":
+        shown = text(locale, f"effort.{effort or 'default'}")
+        return text(locale, "model.family_reasoning", effort=shown)
+    return text(locale, "model.family_chat")
+
+
 def settings_summary(
-    model: str, prompt: ChannelPrompt, config: ChatConfig, locale: str | None
+    model: str,
+    prompt: ChannelPrompt,
+    config: ChatConfig,
+    locale: str | None,
+    *,
+    family: Family,
+    effort: str | None,
 ) -> str:
     source = text(locale, f"system.source.{prompt.source}")
+    if family.name == "reasoning":
+        shown = text(locale, f"effort.{effort or 'default'}")
+        talks = text(locale, "info.reasoning", effort=shown)
+    else:
+        talks = text(locale, "info.chat", temperature=config.temperature, top_p=config.top_p)
     return "\n".join(
         [
             text(
@@ -98,6 +118,7 @@ def settings_summary(
                 context=config.context_window,
                 max_tokens=config.max_tokens,
             ),
+            talks,
             text(locale, "info.history", rounds=config.max_rounds),
             text(locale, "system.heading", source=source),
             quote(prompt.text, 800),

@@ -81,6 +81,7 @@ class StreamedReply(Generic[Handle]):
         self._pacer: asyncio.Task[None] | None = None
         self._dirty = False
         self._write_lock = asyncio.Lock()
+        self._thinking_since: float | None = None  # the model thinks before it answers
 
     async def add(self, delta: str) -> None:
         """Append a piece of the answer; the first piece is sent at once, later ones paced."""
@@ -95,6 +96,14 @@ class StreamedReply(Generic[Handle]):
             await self._render(final=False)
         else:
             self._dirty = True
+
+    async def thinking(self, since: float) -> None:
+        """Show that the model is thinking ("Thinking… 12 s"), updated at the usual edit pace,
+        until its answer replaces it."""
+        self._thinking_since = since
+        if self._pacer is None:
+            self._pacer = asyncio.create_task(self._pace(), name="chatlab-reply-pacer")
+            await self._render(final=False)
 
     async def finish(self, answer: str, footer: str = "") -> None:
         """Render the complete answer (authoritative over what was streamed), marker removed."""
@@ -137,7 +146,7 @@ class StreamedReply(Generic[Handle]):
     async def _pace(self) -> None:
         while True:  # one timer per streaming reply; it renders only when the text grew
             await asyncio.sleep(self._interval)
-            if self._dirty:
+            if self._dirty or (self._thinking_since is not None and not self._head):
                 self._dirty = False
                 await self._render(final=False)
 
@@ -158,6 +167,9 @@ class StreamedReply(Generic[Handle]):
         marker = "" if final else IN_PROGRESS
         room = self._limit - utf16_len(marker)
         body = self._header + self._head
+        if not final and not self._head and self._thinking_since is not None:
+            elapsed = round(asyncio.get_running_loop().time() - self._thinking_since)
+            body += self._note("reply.thinking", seconds=elapsed)
         chunks: list[str] = []
         if not self._more:
             if footer:  # a footer under an answer cut inside a code block goes below the block
@@ -199,6 +211,13 @@ def answer_footer(answer: Answer, max_tokens: int, locale: str | None) -> str:
         notes.append(text(locale, "reply.rounds_dropped", count=answer.rounds_dropped))
     if answer.cut:
         notes.append(text(locale, "reply.cut", chars=len(answer.text)))
+    if answer.thought_seconds is not None:
+        seconds = max(1, round(answer.thought_seconds))
+        if answer.reasoning_tokens:
+            tokens = answer.reasoning_tokens
+            notes.append(text(locale, "reply.thought_tokens", seconds=seconds, tokens=tokens))
+        else:
+            notes.append(text(locale, "reply.thought", seconds=seconds))
     return "\n" + "".join(f"\n-# {note}" for note in notes) if notes else ""
 
 

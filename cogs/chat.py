@@ -18,7 +18,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.chat import Answer, Delta, Question, Queued, clean_text
+from bot.chat import Answer, Delta, Question, Queued, Thinking, clean_text
 from bot.client import ChatBot
 from bot.errors import ChatlabError, Dropped, Reason, Stopped, StoreError
 from bot.messages import text as sentence
@@ -224,7 +224,9 @@ class ChatCog(commands.Cog):
                             await shown(on_start, courtesy=True)
                             on_start = None
                         await typing.aclose()
-                        if isinstance(event, Delta):
+                        if isinstance(event, Thinking):
+                            await shown(lambda e=event: reply.thinking(e.since))
+                        elif isinstance(event, Delta):
                             await shown(lambda e=event: reply.add(e.text))
                         elif isinstance(event, Answer):
                             footer = answer_footer(

@@ -18,10 +18,12 @@ from discord.ext import commands
 
 from bot.client import ChatBot
 from bot.messages import text
-from cogs._discord import NO_PINGS
+from cogs._discord import MODERATORS, NO_PINGS, moderators_only
+from cogs._discord import where as _where
 from cogs._export import build_export, export_message
 from cogs._locale import interaction_locale as _locale
 from cogs._render import (
+    family_line,
     history_summary,
     prompt_summary,
     reset_summary,
@@ -30,29 +32,13 @@ from cogs._render import (
 )
 from cogs._text import quote
 
-MODERATORS = discord.Permissions(manage_messages=True)
 DEFAULT_CHOICE = "default"
-
-
-def moderators_only() -> app_commands.check:  # type: ignore[valid-type]
-    def predicate(interaction: discord.Interaction) -> bool:
-        if interaction.guild is None or interaction.permissions.manage_messages:
-            return True
-        raise app_commands.MissingPermissions(["manage_messages"])
-
-    return app_commands.check(predicate)
 
 
 def _export_cooldown(interaction: discord.Interaction) -> app_commands.Cooldown | None:
     """One /export per member per EXPORT_COOLDOWN_SECONDS (0: no cooldown)."""
     seconds = interaction.client.export_cooldown  # type: ignore[attr-defined]
     return app_commands.Cooldown(1, seconds) if seconds > 0 else None
-
-
-def _where(interaction: discord.Interaction) -> tuple[int, int | None]:
-    channel = interaction.channel
-    assert channel is not None
-    return channel.id, getattr(channel, "parent_id", None)
 
 
 class ManageCog(commands.Cog):
@@ -136,15 +122,20 @@ class ManageCog(commands.Cog):
     async def _model_names(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        names = (DEFAULT_CHOICE, *self.service.config.models)
-        return [
+        locale = _locale(interaction)
+        effort = await self.service.channel_effort(*_where(interaction))
+        choices: list[app_commands.Choice[str]] = []
+        if current.lower() in DEFAULT_CHOICE:
             # "default" is shown in the member's language (the tree's translator).
-            app_commands.Choice(
-                name=app_commands.locale_str(n) if n == DEFAULT_CHOICE else n, value=n
-            )
-            for n in names
-            if current.lower() in n
-        ][:25]
+            key = f"command.model.choice.{DEFAULT_CHOICE}"
+            name = app_commands.locale_str(DEFAULT_CHOICE, key=key)
+            choices.append(app_commands.Choice(name=name, value=DEFAULT_CHOICE))
+        for model in self.service.config.models:
+            if current.lower() in model.lower():
+                line = family_line(self.service.family(model), effort, locale)
+                label = f"{model} — {line}"
+                choices.append(app_commands.Choice(name=label[:100], value=model))
+        return choices[:25]
 
     @app_commands.command(name="history")
     @app_commands.describe(rounds="How many recent rounds to show (1-10)")
@@ -197,7 +188,15 @@ class ManageCog(commands.Cog):
         channel_id, parent_id = _where(interaction)
         model = await self.service.channel_model(channel_id, parent_id)
         prompt = await self.service.system_prompt(channel_id, parent_id)
-        summary = settings_summary(model, prompt, self.service.config, _locale(interaction))
+        effort = await self.service.channel_effort(channel_id, parent_id)
+        summary = settings_summary(
+            model,
+            prompt,
+            self.service.config,
+            _locale(interaction),
+            family=self.service.family(model),
+            effort=effort,
+        )
         await interaction.response.send_message(summary, ephemeral=True)
 
 

@@ -9,7 +9,7 @@ simcord makes virtual, so streaming cadence can be tested deterministically; or 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from bot.errors import LLMError
 from bot.llm import Finished, StreamEvent
@@ -38,7 +38,8 @@ class ScriptedModel:
         max_tokens: int,
         temperature: float,
         top_p: float,
-    ) -> AsyncIterator[StreamEvent]:
+        reasoning_effort: str | None = None,
+    ) -> AsyncGenerator[StreamEvent, None]:
         self.calls.append(list(messages))
         if self.first_delay:
             await asyncio.sleep(self.first_delay)

@@ -11,6 +11,7 @@ from bot.client import EXTENSIONS, ChatBot
 EXPECTED = {
     "ask": ["question"],
     "stop": [],
+    "settings effort": ["level"],
     "system set": ["prompt"],
     "system show": [],
     "system clear": [],
@@ -21,7 +22,7 @@ EXPECTED = {
     "export": [],
     "info": [],
 }
-MODERATOR_ONLY = {"system", "reset", "model"}
+MODERATOR_ONLY = {"system", "reset", "model", "settings"}
 
 
 def walk(commands):

@@ -353,11 +353,15 @@ async def test_the_translator_answers_only_for_chinese(tree):
 async def test_choices_are_translated_by_value_or_by_their_key(tree):
     translator = tree.translator
     choice_name = app_commands.TranslationContextLocation.choice_name
-    default = app_commands.Choice(name=app_commands.locale_str("default"), value="default")
-    context = app_commands.TranslationContext(choice_name, default)
-    assert await translator.translate(default._locale_name, discord.Locale.chinese, context) == (
-        "默认"
+    # A value only one command's choices use is found by its value...
+    minimal = app_commands.Choice(name=app_commands.locale_str("minimal"), value="minimal")
+    context = app_commands.TranslationContext(choice_name, minimal)
+    assert await translator.translate(minimal._locale_name, discord.Locale.chinese, context) == (
+        "最低"
     )
+    # ... one several commands use ("default") names its key.
+    key = "command.model.choice.default"
+    default = app_commands.Choice(name=app_commands.locale_str("default", key=key), value="default")
     payload = await default.get_translated_payload_for_locale(
         translator, discord.Locale.taiwan_chinese
     )
