@@ -210,10 +210,15 @@ class _Ticket:
     task: asyncio.Task[object] | None = None
     reading: bool = False
     stopped: Stopped | None = None
+    committed: bool = False  # the whole answer is being (or has been) stored: too late to stop
+
+    @property
+    def stoppable(self) -> bool:
+        return self.stopped is None and not self.committed
 
     def stop(self, reason: Reason, by_id: int | None = None) -> None:
         """Stop the answer: at once if the model is being waited on, else at the next piece."""
-        if self.stopped is not None:
+        if not self.stoppable:
             return
         self.stopped = Stopped(reason, by_id)
         if self.reading and self.task is not None:
@@ -431,6 +436,7 @@ class ChatService:
             raise EmptyAnswer("the model finished without writing anything")
         answer = Message.counted("assistant", answer_text, counter.count)
         # Commit first, then report: an answer the member sees as complete is always stored.
+        ticket.committed = True  # from here on /stop and /reset find nothing to stop
         await self._store.add_turn(
             TurnRecord(
                 channel_id=channel,
@@ -470,7 +476,7 @@ class ChatService:
         """Stop the answer being written in the channel: its asker or a moderator may."""
         slot = self._queue.slot(channel_id)
         active = slot.active if slot else None
-        if active is None or active.stopped is not None:
+        if active is None or not active.stoppable:
             return StopOutcome.NOTHING
         if active.asker_id != by_id and not moderator:
             return StopOutcome.NOT_YOURS
@@ -534,7 +540,7 @@ class ChatService:
             for ticket in slot.waiting:
                 ticket.dropped = Reason.RESET
                 dropped += 1
-            if slot.active is not None and slot.active.stopped is None:
+            if slot.active is not None and slot.active.stoppable:
                 slot.active.stop(Reason.RESET)
                 stopped = True
         # An answer already committing is ahead of this in the store's queue: it is forgotten too.
@@ -551,10 +557,13 @@ class ChatService:
             for ticket in slot.tickets:
                 if ticket.message_id != message_id:
                     continue
-                if ticket is slot.active:
-                    ticket.stop(Reason.DELETED, ticket.asker_id)
-                else:
+                if ticket is not slot.active:
                     ticket.dropped = Reason.DELETED
+                    return True
+                ticket.stop(Reason.DELETED, ticket.asker_id)
+                # It may be committing, or stored and still being shown: the store runs its
+                # statements in order, so this lands after that turn's write.
+                await self._store.forget_question(channel_id, message_id)
                 return True
         return await self._store.forget_question(channel_id, message_id)
 
@@ -594,12 +603,15 @@ class ChatService:
         # A model since removed from MODELS falls back to the default.
         return chosen if chosen in self._config.models else self._config.model
 
-    async def set_channel_model(self, channel_id: int, model: str | None) -> str:
-        """Choose the channel's model (None: back to the default); returns the model in force."""
+    async def set_channel_model(
+        self, channel_id: int, model: str | None, parent_id: int | None = None
+    ) -> str:
+        """Choose the channel's model (None: back to the parent's or the default); returns the
+        model in force."""
         if model is not None and model not in self._config.models:
             raise InvalidModel(model, self._config.models)
         await self._store.set_channel_model(channel_id, model)
-        return model or self._config.model
+        return model or await self.channel_model(channel_id, parent_id)
 
 
 def clean_text(text: str) -> str:

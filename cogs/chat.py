@@ -20,7 +20,7 @@ from discord.ext import commands
 
 from bot.chat import Answer, Delta, Question, Queued, Thinking, clean_text
 from bot.client import ChatBot
-from bot.errors import ChatlabError, Dropped, Reason, Stopped, StoreError
+from bot.errors import ChatlabError, Dropped, QueueFull, Reason, Stopped, StoreError
 from bot.messages import text as sentence
 from cogs._discord import asker_of
 from cogs._locale import interaction_locale, message_locale
@@ -74,11 +74,19 @@ class ChatCog(commands.Cog):
         reply: StreamedReply[Any] = StreamedReply(
             InteractionSink(interaction), header=header, locale=locale
         )
+
+        async def refused(error: QueueFull) -> None:
+            # The queue filled while this was being acknowledged: answer privately after all.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+            await interaction.followup.send(explain(error, locale), ephemeral=True)
+
         await self._converse(
             asked,
             reply,
             locale=locale,
             on_queued=lambda ahead: reply.notice(queue_notice(ahead, locale)),
+            on_refused=refused,
         )
 
     @app_commands.command(name="stop")
@@ -136,6 +144,10 @@ class ChatCog(commands.Cog):
             locale=locale,
             typing_in=message.channel,
             on_start=lambda: self._unmark(message),
+            # The queue filled while this one waited for Discord: quiet, like the check above.
+            on_refused=lambda error: self._notify(
+                message, explain(error, locale), reaction=QUEUE_FULL
+            ),
         )
 
     @commands.Cog.listener()
@@ -202,6 +214,7 @@ class ChatCog(commands.Cog):
         *,
         locale: str,
         on_queued: Callable[[int], Awaitable[None]],
+        on_refused: Callable[[QueueFull], Awaitable[None]],
         typing_in: discord.abc.Messageable | None = None,
         on_start: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -233,6 +246,11 @@ class ChatCog(commands.Cog):
                                 event, self.bot.service.config.max_tokens, locale
                             )
                             await shown(lambda e=event, f=footer: reply.finish(e.text, f), tries=3)
+                return
+            except QueueFull as exc:
+                log.info("Queue full in channel %s", question.channel_id)
+                await typing.aclose()
+                await shown(functools.partial(on_refused, exc), courtesy=True)
                 return
             except Stopped as exc:
                 log.info("Answer stopped in channel %s (%s)", question.channel_id, exc.reason)

@@ -113,8 +113,9 @@ class ManageCog(commands.Cog):
         locale = _locale(interaction)
         # "default", or its translation typed by hand instead of picked from the suggestions.
         default = name in (DEFAULT_CHOICE, text(locale, f"command.model.choice.{DEFAULT_CHOICE}"))
+        channel_id, parent_id = _where(interaction)
         chosen = await self.service.set_channel_model(
-            _where(interaction)[0], None if default else name
+            channel_id, None if default else name, parent_id
         )
         await interaction.response.send_message(text(locale, "model.set", model=chosen))
 

@@ -192,3 +192,33 @@ async def test_deleting_a_question_forgets_its_turn_or_stops_its_answer(service,
     assert isinstance(stopped, Stopped) and stopped.reason is Reason.DELETED
     assert isinstance(dropped, Dropped) and dropped.reason is Reason.DELETED
     assert [r.question.content for r in await store.history(1, 10)] == ["keep"]
+
+
+async def test_an_answer_already_stored_cannot_be_stopped_and_a_deletion_still_forgets_it(
+    service, store, llm_server
+):
+    async with aclosing(service.ask(question("forget me", author=7, message=300))) as events:
+        async for event in events:
+            if isinstance(event, Answer):  # stored; the edge is still showing it
+                assert service.stop(1, by_id=7, moderator=True) is StopOutcome.NOTHING
+                assert await service.forget_question(1, 300)
+
+    assert await store.history(1, 10) == []
+
+
+async def test_a_reset_while_an_answer_is_shown_forgets_it_and_stops_nothing(service, store):
+    async with aclosing(service.ask(question("being shown", author=7))) as events:
+        async for event in events:
+            if isinstance(event, Answer):
+                outcome = await service.reset(1)
+
+    assert (outcome.rounds, outcome.dropped, outcome.stopped) == (1, 0, False)
+    assert await store.history(1, 10) == []
+
+
+async def test_back_to_the_default_model_in_a_thread_reports_the_parents(service):
+    await service.set_channel_model(100, "gpt-4.1")
+
+    in_force = await service.set_channel_model(101, None, parent_id=100)
+
+    assert in_force == "gpt-4.1" == await service.channel_model(101, parent_id=100)

@@ -3,6 +3,7 @@ questions, private channel names, the catch-all — on simcord with real SQLite.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import discord
@@ -57,7 +58,18 @@ async def test_a_moderator_stops_anyones_answer(world):
     assert f"Stopped by {world.mod.mention}" in world.bot_messages()[0].content
 
 
-async def test_a_member_flooding_a_busy_channel_is_refused_quietly(world, llm_server):
+@pytest.mark.parametrize("typing_pauses", [False, True])
+async def test_a_member_flooding_a_busy_channel_is_refused_quietly(
+    world, llm_server, monkeypatch, typing_pauses
+):
+    if typing_pauses:  # as real HTTP does: every question passes the edge's check before any
+        entered = discord.context_managers.Typing.__aenter__  # of them reaches the queue
+
+        async def pausing(self):
+            await asyncio.sleep(0)
+            return await entered(self)
+
+        monkeypatch.setattr(discord.context_managers.Typing, "__aenter__", pausing)
     llm_server.default = Reply(text="an answer", latency=0.2)
     for n in range(8):
         world.env.backend.create_message(
