@@ -142,6 +142,7 @@ class OpenAIChatModel:
         self._ask_usage = True  # until the server turns out to reject `stream_options`
         self._refused: dict[str, frozenset[str]] = {}  # per model: parameters the server refused
         self._tagless: dict[str, bool] = {}  # per model: thinks without an opening <think>
+        self._tagless_seen: dict[str, int] = {}  # answers in a row that suggested it
 
     def family(self, model: str) -> Family:
         return family_of(model, self._families)
@@ -168,7 +169,12 @@ class OpenAIChatModel:
                 body["temperature"] = temperature
             if "top_p" not in refused:
                 body["top_p"] = top_p
-        if reasoning_effort is not None and "reasoning_effort" not in refused:
+        if (
+            reasoning_effort is not None
+            and family.effort
+            and "reasoning_effort" not in refused
+            and f"reasoning_effort={reasoning_effort}" not in refused
+        ):
             body["reasoning_effort"] = reasoning_effort
         return body
 
@@ -206,8 +212,11 @@ class OpenAIChatModel:
                 self._do_without(model, parameter, body)
 
     def _do_without(self, model: str, parameter: str, body: dict[str, object]) -> None:
-        self._refused[model] = self._refused.get(model, frozenset()) | {parameter}
         value = body.pop(parameter)
+        # An effort level is refused as a value: the model may take the others (one channel's
+        # "minimal" must not turn effort off for every channel on that model).
+        remembered = f"{parameter}={value}" if parameter == "reasoning_effort" else parameter
+        self._refused[model] = self._refused.get(model, frozenset()) | {remembered}
         instead = _TOKEN_PARAMETERS.get(parameter)
         if instead is not None:
             body[instead] = value
@@ -322,6 +331,11 @@ class OpenAIChatModel:
         learned = splitter.learned_tagless
         if learned is None or self._tagless.get(model) == learned:
             return
+        if learned:  # one answer that talks about the tag is not enough: two in a row
+            seen = self._tagless_seen[model] = self._tagless_seen.get(model, 0) + 1
+            if seen < TAGLESS_EVIDENCE:
+                return
+        self._tagless_seen.pop(model, None)
         self._tagless[model] = learned
         if learned:
             log.info(
@@ -338,6 +352,11 @@ class OpenAIChatModel:
 _OPEN = "<think>"
 _CLOSE = "</think>"
 _START, _THINK, _TAGLESS, _TRIM, _ANSWER = range(5)
+# A tagless thinker ends its thinking with `</think>` on a line of its own; an answer that talks
+# about the tag writes it inline (`like this`). Two such answers in a row make the rule.
+_STRAY_CLOSE = re.compile(r"\n[ \t]*</think>")
+_STRAY_CARRY = len(_CLOSE) + 8  # enough of a piece's end to find a tag split across pieces
+TAGLESS_EVIDENCE = 2
 
 
 class ThinkSplitter:
@@ -363,7 +382,7 @@ class ThinkSplitter:
         self._tagless = tagless
         self._tagless_text: list[str] = []
         # The answer's last characters while looking for a stray </think>; None: not looking.
-        self._scan: str | None = ""
+        self._scan: str | None = "\n"  # the content's start counts as a line start
         self.learned_tagless: bool | None = None
 
     @property
@@ -442,11 +461,11 @@ class ThinkSplitter:
         window = scan + text
         if _OPEN in window:
             self._scan = None
-        elif _CLOSE in window:
+        elif _STRAY_CLOSE.search(window):
             self.learned_tagless = True
             self._scan = None
         else:
-            self._scan = window[-(len(_CLOSE) - 1) :]
+            self._scan = window[-_STRAY_CARRY:]
 
 
 def _partial_tag(text: str, tag: str) -> int:

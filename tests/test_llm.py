@@ -476,39 +476,29 @@ async def test_reasoning_models_get_max_completion_tokens_and_no_sampling(
     assert isinstance(events[-1], Finished)
 
 
-async def test_chat_models_get_max_tokens_and_sampling_without_effort_unless_set(
-    llm_server, chat_model
-):
+async def test_chat_models_get_max_tokens_and_sampling_and_never_an_effort(llm_server, chat_model):
     await stream_all(chat_model, "llama3.1:8b")
-    await stream_all(chat_model, "llama3.1:8b", reasoning_effort="low")
+    await stream_all(chat_model, "gpt-4o-mini", reasoning_effort="low")
 
     plain, with_effort = llm_server.requests
     assert (plain["max_tokens"], plain["temperature"], plain["top_p"]) == (50, 0.7, 1.0)
     assert "reasoning_effort" not in plain and "max_completion_tokens" not in plain
-    assert with_effort["reasoning_effort"] == "low"
+    assert "reasoning_effort" not in with_effort  # sent only where the family takes it
 
 
-async def test_an_effort_a_chat_model_refuses_is_dropped_and_remembered(
+async def test_an_effort_value_a_model_refuses_is_dropped_and_the_other_levels_stay(
     llm_server, chat_model, caplog
 ):
     caplog.set_level(logging.INFO, logger="bot.llm")
 
-    first = await stream_all(chat_model, "gpt-4o-mini", reasoning_effort="low")
-    again = await stream_all(chat_model, "gpt-4o-mini", reasoning_effort="low")
-
-    assert isinstance(first[-1], Finished) and isinstance(again[-1], Finished)
-    refused, retried, remembered = llm_server.requests
-    assert refused["reasoning_effort"] == "low"
-    assert "reasoning_effort" not in retried and "reasoning_effort" not in remembered
-    assert len(refusals(caplog)) == 1
-    assert all(r.levelno == logging.INFO for r in caplog.records if "refuses" in r.getMessage())
-
-
-async def test_an_effort_value_a_model_refuses_is_dropped(llm_server, chat_model):
     events = await stream_all(chat_model, "o3", reasoning_effort="minimal")
+    await stream_all(chat_model, "o3", reasoning_effort="high")  # another channel's level
+    await stream_all(chat_model, "o3", reasoning_effort="minimal")
 
     assert isinstance(events[-1], Finished)
-    assert [r.get("reasoning_effort") for r in llm_server.requests] == ["minimal", None]
+    sent = [r.get("reasoning_effort") for r in llm_server.requests]
+    assert sent == ["minimal", None, "high", None]
+    assert len(refusals(caplog)) == 1
 
 
 async def test_a_proxy_with_unknown_names_is_asked_again_per_refused_parameter(

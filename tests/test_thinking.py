@@ -55,8 +55,10 @@ SAMPLES = [
     ("<thi", "", "<thi", None),
     ("  \n", "", "  \n", None),
     ("Plain answer.", "", "Plain answer.", None),
-    # a </think> with no <think> before it: the model thinks tagless (noted for next time)
-    ("I ponder.</think>Answer", "", "I ponder.</think>Answer", True),
+    # a </think> on a line of its own, no <think> before it: the model may think tagless
+    ("I ponder.\n</think>\nAnswer", "", "I ponder.\n</think>\nAnswer", True),
+    # one written inline is an answer talking about the tag
+    ("Close it with `</think>`.", "", "Close it with `</think>`.", None),
 ]
 
 
@@ -180,9 +182,11 @@ async def test_a_model_seen_thinking_tagless_is_split_from_its_next_answer_on(
 ):
     caplog.set_level(logging.INFO, logger="bot.llm")
     reply = Reply(text=ANSWER, reasoning=THOUGHT, reasoning_field="think_no_open", chunk_size=7)
-    llm_server.then(reply, reply, reply)
+    llm_server.then(reply, reply, reply, reply)
 
-    await collect(chat_model, "my-local-thinker")  # unknown: its first answer cannot be told
+    # Unknown: its first two answers cannot be told (one could be an answer about the tag).
+    await collect(chat_model, "my-local-thinker")
+    await collect(chat_model, "my-local-thinker")
     second, thinking, _ = await collect(chat_model, "my-local-thinker")
     third, _, _ = await collect(chat_model, "my-local-thinker")
 
