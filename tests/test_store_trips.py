@@ -12,9 +12,11 @@ from dataclasses import replace
 
 import pytest
 
+from bot.chat import ChatService, Question
 from bot.conversation import Message
 from bot.errors import StoreError
 from bot.store import MIGRATIONS, TURN_CONTEXT, ChannelSettings, ConversationStore, TurnRecord
+from tests.conftest import ask_events, make_config
 
 
 def turn(channel: int, n: int, *, user: int = 1) -> TurnRecord:
@@ -169,3 +171,16 @@ async def test_a_schema_3_database_migrates_and_keeps_its_turns(db_path):
         ("old", "old answer"),
         ("question 8", "answer 8"),
     ]
+
+
+async def test_a_whole_turn_through_the_service_takes_two_trips(
+    store, trips, chat_model, llm_server
+):
+
+    service = ChatService(store, chat_model, make_config())
+    await ask_events(service, Question(1, 7, "Ann", "warm up"))
+    trips.clear()
+
+    await ask_events(service, Question(1, 7, "Ann", "a question"))
+
+    assert len(trips) == 2, trips  # one read (settings + window), one write (the whole turn)
