@@ -30,8 +30,8 @@ from bot.conversation import (
     SPEAKER_NOTE,
     Message,
     Round,
-    choose_window,
-    history_budget,
+    byte_bound,
+    fit_window,
     prompt_messages,
     prompt_tokens,
 )
@@ -61,7 +61,7 @@ from bot.store import (
     TurnRecord,
     Usage,
 )
-from bot.tokens import TokenCounter, counter_for
+from bot.tokens import TokenCounter, counter_for, loaded_counter
 
 log = logging.getLogger(__name__)
 
@@ -279,8 +279,8 @@ class ChatService:
         self._config = config
         self._queue = ChannelQueue()
         self._accepting = True
-        for model_name in config.models:  # load tokenizers now, not on the first question
-            counter_for(model_name, config.tokenizer)
+        # No vocabulary is loaded here: counts are bounded by byte length until a window needs
+        # exact ones (bot/conversation.py `fit_window`), and then the vocabulary is kept.
 
     @property
     def config(self) -> ChatConfig:
@@ -345,21 +345,31 @@ class ChatService:
         settings, history = await self._store.turn_context(channel, parent, self._config.max_rounds)
         model = self._model_in_force(settings.model)
         effort = settings.reasoning_effort or self._config.reasoning_effort
-        counter = counter_for(model, self._config.tokenizer)
+        tokenizer = self._config.tokenizer
         prompt = self._prompt_in_force(settings.prompt)
         system_text = f"{prompt.text}\n\n{SPEAKER_NOTE}" if prompt.text else SPEAKER_NOTE
-        system = Message("system", system_text, _count(counter, system_text))
-        asked = Message.counted(
-            "user", text, counter.count, question.author_id, question.author_name
-        )
+        counter = loaded_counter(model, tokenizer)
+        if counter is not None:  # counting loads nothing: count exactly
+            system = Message("system", system_text, _count(counter, system_text))
+            asked = Message.counted(
+                "user", text, counter.count, question.author_id, question.author_name
+            )
+        else:
+            system = Message.bounded("system", system_text)
+            asked = Message.bounded("user", text, question.author_id, question.author_name)
 
-        budget = history_budget(
+        def count(content: str) -> int:  # loads the vocabulary once, when a count must be exact
+            return counter_for(model, tokenizer).count(content)
+
+        system, asked, window = fit_window(
+            history,
             context_window=self._config.context_window,
             max_tokens=self._config.max_tokens,
+            max_rounds=self._config.max_rounds,
             system=system,
             question=asked,
+            count=count,
         )
-        window = choose_window(history, budget=budget, max_rounds=self._config.max_rounds)
 
         dropped = 0
         cap = self._config.answer_cap
@@ -434,7 +444,13 @@ class ChatService:
             if thinking is not None and finished.finish_reason == "length":
                 raise ThinkingExhausted(self._config.max_tokens)
             raise EmptyAnswer("the model finished without writing anything")
-        answer = Message.counted("assistant", answer_text, counter.count)
+        # Stored counts are exact when that loads nothing, else bounds (flagged as such).
+        counter = loaded_counter(model, tokenizer)
+        if counter is not None:
+            asked = asked.exactly(counter.count)
+            answer = Message.counted("assistant", answer_text, counter.count)
+        else:
+            answer = Message.bounded("assistant", answer_text)
         # Commit first, then report: an answer the member sees as complete is always stored.
         ticket.committed = True  # from here on /stop and /reset find nothing to stop
         await self._store.add_turn(
@@ -517,11 +533,12 @@ class ChatService:
         if len(text) > MAX_SYSTEM_PROMPT_CHARS:
             raise PromptTooLong(MAX_SYSTEM_PROMPT_CHARS)
         # It must leave room for a reply and a short question.
-        counter = counter_for(self._config.model, self._config.tokenizer)
         room = self._config.context_window - self._config.max_tokens - 256
-        tokens = _count(counter, text)
-        if tokens > room:  # the limit that bites is the model's, in tokens
-            raise PromptTooLong(MAX_SYSTEM_PROMPT_CHARS, tokens=tokens, room=room)
+        if byte_bound(text) > room:  # the bound does not settle it: count exactly
+            counter = counter_for(self._config.model, self._config.tokenizer)
+            tokens = _count(counter, text)
+            if tokens > room:  # the limit that bites is the model's, in tokens
+                raise PromptTooLong(MAX_SYSTEM_PROMPT_CHARS, tokens=tokens, room=room)
         await self._store.set_system_prompt(channel_id, text, by_id=by_id, by_name=by_name)
 
     async def clear_system_prompt(self, channel_id: int, *, by_id: int, by_name: str) -> None:

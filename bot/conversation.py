@@ -3,7 +3,13 @@
 A channel's prompt is its system prompt, then the newest whole rounds of history that fit both
 the round cap and the token budget, then the new question. The budget is what is left of the
 model's context window after the reply's `max_tokens`, the system prompt and the question.
-Token counts are computed once, when a message is stored, so choosing is arithmetic.
+Token counts are computed once, when a message is made, so choosing is arithmetic.
+
+A count may be a bound instead (`Message.bound`): a BPE token is at least one UTF-8 byte, so the
+byte length bounds any count from above, and costs no vocabulary. `fit_window` chooses with bounds
+when they already settle the window (with a large context window, almost always) and counts
+exactly, through the callable it is given, only the messages whose count is a bound when they do
+not, so the window chosen is always the one exact counts choose.
 
 Several people talk in one channel, so each member's message is sent as one JSON object,
 `{"from":"Alice","id":"80351110224678912","message":"hi"}`: the bot sets "from" (the cleaned
@@ -20,7 +26,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.errors import QuestionTooLong
@@ -50,13 +56,17 @@ Role = Literal["system", "user", "assistant"]
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One message; `tokens` counts `api_content`, once, when the message is made."""
+    """One message; `tokens` counts `api_content`, once, when the message is made.
+
+    When `bound` is set, `tokens` is `byte_bound(api_content)`: never below the count.
+    """
 
     role: Role
     content: str
     tokens: int
     author_id: int | None = None
     author_name: str | None = None
+    bound: bool = False
 
     @classmethod
     def counted(
@@ -70,6 +80,24 @@ class Message:
         """A message whose `tokens` is `count` of what the model will see of it."""
         draft = cls(role, content, 0, author_id, author_name)
         return cls(role, content, count(draft.api_content), author_id, author_name)
+
+    @classmethod
+    def bounded(
+        cls,
+        role: Role,
+        content: str,
+        author_id: int | None = None,
+        author_name: str | None = None,
+    ) -> Message:
+        """A message whose `tokens` is an upper bound on the count: its UTF-8 length."""
+        draft = cls(role, content, 0, author_id, author_name)
+        return cls(role, content, byte_bound(draft.api_content), author_id, author_name, True)
+
+    def exactly(self, count: Callable[[str], int]) -> Message:
+        """This message with its count made by `count`, if its count is a bound."""
+        if not self.bound:
+            return self
+        return replace(self, tokens=count(self.api_content), bound=False)
 
     @property
     def api_content(self) -> str:
@@ -96,6 +124,20 @@ class Round:
     @property
     def cost(self) -> int:
         return self.question.cost + self.answer.cost
+
+    @property
+    def bound(self) -> bool:
+        return self.question.bound or self.answer.bound
+
+    def exactly(self, count: Callable[[str], int]) -> Round:
+        if not self.bound:
+            return self
+        return Round(self.question.exactly(count), self.answer.exactly(count))
+
+
+def byte_bound(text: str) -> int:
+    """An upper bound on the tokens of `text` in any byte-level BPE, and on the estimate."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def speaker_label(name: str) -> str:
@@ -160,6 +202,44 @@ def choose_window(rounds: Sequence[Round], *, budget: int, max_rounds: int) -> l
         spent += item.cost
     chosen.reverse()
     return chosen
+
+
+def fit_window(
+    rounds: Sequence[Round],
+    *,
+    context_window: int,
+    max_tokens: int,
+    max_rounds: int,
+    system: Message,
+    question: Message,
+    count: Callable[[str], int],
+) -> tuple[Message, Message, list[Round]]:
+    """`history_budget` then `choose_window`, with the window exact counts would choose.
+
+    Returns the system message, the question and the window, counted exactly where that was
+    needed. A bound is never below the count: if with bounds the question fits and every round
+    the cap allows fits, exact counts choose the same, and `count` is not called. Otherwise the
+    system message, the question and the rounds that could be chosen are counted exactly (those
+    whose count is a bound), and the choice is made again; `QuestionTooLong` is raised on exact
+    counts only.
+    """
+    candidates = list(rounds[-max_rounds:]) if max_rounds > 0 else []
+    parts = dict(context_window=context_window, max_tokens=max_tokens)
+    try:
+        budget = history_budget(**parts, system=system, question=question)
+    except QuestionTooLong:
+        if not (system.bound or question.bound):
+            raise
+    else:
+        window = choose_window(candidates, budget=budget, max_rounds=max_rounds)
+        if len(window) == len(candidates) or not (
+            system.bound or question.bound or any(r.bound for r in candidates)
+        ):
+            return system, question, window
+    system, question = system.exactly(count), question.exactly(count)
+    candidates = [r.exactly(count) for r in candidates]
+    budget = history_budget(**parts, system=system, question=question)
+    return system, question, choose_window(candidates, budget=budget, max_rounds=max_rounds)
 
 
 def prompt_messages(

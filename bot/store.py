@@ -166,16 +166,53 @@ MIGRATIONS: tuple[str, ...] = (
             FROM messages WHERE id = last_insert_rowid();
     END;
     """,
+    # 5: whether a message's `tokens` is a bound (its UTF-8 length, when no vocabulary had been
+    # loaded to count it) rather than a count; rows stored before were counted. The turn view
+    # and its trigger gain the flag for the question and the answer.
+    """
+    ALTER TABLE messages ADD COLUMN tokens_bound INTEGER NOT NULL DEFAULT 0;
+    DROP TRIGGER turn_writes_insert;
+    DROP VIEW turn_writes;
+    CREATE VIEW turn_writes AS SELECT
+        t.channel_id, t.user_id, t.model, t.prompt_tokens, t.completion_tokens, t.created_at,
+        t.question_message_id,
+        q.role AS question_role, q.author_name AS question_author_name,
+        q.content AS question_content,
+        q.tokens AS question_tokens, q.tokens_bound AS question_tokens_bound,
+        a.role AS answer_role, a.author_id AS answer_author_id,
+        a.author_name AS answer_author_name, a.content AS answer_content,
+        a.tokens AS answer_tokens, a.tokens_bound AS answer_tokens_bound
+        FROM turns AS t, messages AS q, messages AS a WHERE 0;
+    CREATE TRIGGER turn_writes_insert INSTEAD OF INSERT ON turn_writes
+    BEGIN
+        INSERT INTO turns (channel_id, user_id, model, prompt_tokens, completion_tokens,
+                           created_at, question_message_id)
+            VALUES (NEW.channel_id, NEW.user_id, NEW.model, NEW.prompt_tokens,
+                    NEW.completion_tokens, NEW.created_at, NEW.question_message_id);
+        INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,
+                              tokens, tokens_bound, created_at)
+            VALUES (NEW.channel_id, last_insert_rowid(), NEW.question_role, NEW.user_id,
+                    NEW.question_author_name, NEW.question_content, NEW.question_tokens,
+                    NEW.question_tokens_bound, NEW.created_at);
+        INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,
+                              tokens, tokens_bound, created_at)
+            SELECT NEW.channel_id, turn_id, NEW.answer_role, NEW.answer_author_id,
+                   NEW.answer_author_name, NEW.answer_content, NEW.answer_tokens,
+                   NEW.answer_tokens_bound, NEW.created_at
+            FROM messages WHERE id = last_insert_rowid();
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# A turn in one statement (migration 4). RETURNING is evaluated once every change the statement
+# A turn in one statement (migrations 4, 5). RETURNING is evaluated once every change the statement
 # makes is done (the trigger's included), under the write lock: the newest turn is this one.
 WRITE_TURN = (
     "INSERT INTO turn_writes (channel_id, user_id, model, prompt_tokens, completion_tokens,"
     " created_at, question_message_id, question_role, question_author_name, question_content,"
-    " question_tokens, answer_role, answer_author_id, answer_author_name, answer_content,"
-    " answer_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " question_tokens, question_tokens_bound, answer_role, answer_author_id, answer_author_name,"
+    " answer_content, answer_tokens, answer_tokens_bound)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " RETURNING (SELECT max(id) FROM turns)"
 )
 
@@ -184,10 +221,10 @@ WRITE_TURN = (
 # (channel_id, id) index, at most the LIMIT of them).
 TURN_CONTEXT = (
     "SELECT 0, channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name, prompt_set_at,"
-    " model, reasoning_effort FROM channels WHERE channel_id IN (?, ?)"
+    " model, reasoning_effort, NULL FROM channels WHERE channel_id IN (?, ?)"
     " UNION ALL"
-    " SELECT * FROM (SELECT 1, id, turn_id, role, content, tokens, author_id, author_name"
-    " FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT ?)"
+    " SELECT * FROM (SELECT 1, id, turn_id, role, content, tokens, author_id, author_name,"
+    " tokens_bound FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT ?)"
 )
 CHANNEL_SETTINGS = (
     "SELECT channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name, prompt_set_at,"
@@ -196,12 +233,12 @@ CHANNEL_SETTINGS = (
 
 # Keyset pages of a channel's messages: after (or before) the last id of the previous page.
 EXPORT_OLDEST_FIRST = (
-    "SELECT id, role, content, tokens, author_id, author_name, created_at FROM messages"
-    " WHERE channel_id = ? AND id > ? ORDER BY id LIMIT ?"
+    "SELECT id, role, content, tokens, author_id, author_name, created_at, tokens_bound"
+    " FROM messages WHERE channel_id = ? AND id > ? ORDER BY id LIMIT ?"
 )
 EXPORT_NEWEST_FIRST = (
-    "SELECT id, role, content, tokens, author_id, author_name, created_at FROM messages"
-    " WHERE channel_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    "SELECT id, role, content, tokens, author_id, author_name, created_at, tokens_bound"
+    " FROM messages WHERE channel_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
 )
 
 
@@ -454,8 +491,8 @@ class ConversationStore:
         if max_rounds <= 0:
             return []
         rows = await self._fetchall(
-            "SELECT turn_id, role, content, tokens, author_id, author_name FROM messages"
-            " WHERE channel_id = ? ORDER BY id DESC LIMIT ?",
+            "SELECT turn_id, role, content, tokens, author_id, author_name, tokens_bound"
+            " FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT ?",
             (channel_id, max_rounds * 2),
         )
         return _pair_rounds(reversed(rows))
@@ -494,11 +531,13 @@ class ConversationStore:
                 question.author_name,
                 question.content,
                 question.tokens,
+                int(question.bound),
                 answer.role,
                 answer.author_id,
                 answer.author_name,
                 answer.content,
                 answer.tokens,
+                int(answer.bound),
             ),
         )
         return int(row[0][0])
@@ -554,7 +593,8 @@ class ConversationStore:
             if not rows:
                 return
             yield [
-                StoredMessage(Message(r[1], r[2], r[3], r[4], r[5]), created_at=r[6]) for r in rows
+                StoredMessage(Message(r[1], r[2], r[3], r[4], r[5], bool(r[7])), created_at=r[6])
+                for r in rows
             ]
             if len(rows) < page_size:
                 return
@@ -684,8 +724,8 @@ def _pair_rounds(rows_oldest_first: Iterable[Sequence[Any]]) -> list[Round]:
     """Pair each turn's question with its answer; a turn cut by the LIMIT is left out."""
     rounds: list[Round] = []
     pending: tuple[int, Message] | None = None
-    for turn_id, role, content, tokens, author_id, author_name in rows_oldest_first:
-        message = Message(role, content, tokens, author_id, author_name)
+    for turn_id, role, content, tokens, author_id, author_name, bound in rows_oldest_first:
+        message = Message(role, content, tokens, author_id, author_name, bool(bound))
         if role == "user":
             pending = (turn_id, message)
         elif pending is not None and pending[0] == turn_id:

@@ -15,6 +15,11 @@ For a model tiktoken does not know (Llama, Qwen, Mistral on Ollama/vLLM/LM Studi
 an estimate: one token per three UTF-8 bytes, rounded up. That over-counts English (about four
 characters a token) and roughly matches CJK, so the window errs on the small side; if a server still
 says the prompt is too long, `ChatService` drops the oldest round and retries.
+
+A vocabulary costs tens of megabytes and a few hundred milliseconds to load, and most windows are
+settled by a byte-length bound (bot/conversation.py), so it is loaded on the first count that
+needs it (`counter_for`) and then kept; `loaded_counter` gives a counter only when using it loads
+nothing.
 """
 
 from __future__ import annotations
@@ -113,9 +118,16 @@ class TiktokenCounter:
         return len(self.encoding.encode_ordinary(text))
 
 
+# The vocabularies `counter_for` has loaded (or failed to load, then counting is an estimate).
+_tried_vocabularies: set[str] = set()
+
+
 @functools.cache
 def counter_for(model: str, tokenizer: str | None = None) -> TokenCounter:
-    """The counter for `model`, or for the encoding named by `tokenizer` when it is set."""
+    """The counter for `model`, or for the encoding named by `tokenizer` when it is set.
+
+    This loads the encoding's vocabulary if no counter has yet (see `loaded_counter`).
+    """
     name = tokenizer or encoding_for(model)
     if name is None:
         log.info("No known tokenizer for model %r: token counts are estimates", model)
@@ -123,13 +135,37 @@ def counter_for(model: str, tokenizer: str | None = None) -> TokenCounter:
     if name == ESTIMATE:
         return EstimatingCounter()
     vocabulary = _SAME_ORDINARY_IDS.get(name, name)
+    _tried_vocabularies.add(vocabulary)
     try:
         _seed_tiktoken_cache(vocabulary)
         encoding = tiktoken.get_encoding(vocabulary)
     except Exception as exc:  # offline and unseeded, corrupt cache, unknown name
         log.warning("Tokenizer %r unavailable (%s): token counts are estimates", name, exc)
         return EstimatingCounter()
+    log.info("Loaded the %s vocabulary to count tokens exactly for %r", vocabulary, model)
     return TiktokenCounter(encoding, label=name if vocabulary != name else None)
+
+
+def loaded_counter(model: str, tokenizer: str | None = None) -> TokenCounter | None:
+    """`counter_for(model, tokenizer)` if getting it loads nothing, else None.
+
+    Nothing is loaded for the estimate, or when the vocabulary was loaded (or failed to load)
+    before, for this model or another with the same one. With None, a caller bounds counts by
+    byte length (`bot.conversation.byte_bound`) until a count must be exact.
+    """
+    vocabulary = _vocabulary_for(model, tokenizer)
+    if vocabulary is None or vocabulary in _tried_vocabularies:
+        return counter_for(model, tokenizer)
+    return None
+
+
+@functools.cache
+def _vocabulary_for(model: str, tokenizer: str | None) -> str | None:
+    """The vocabulary `counter_for` would load (None: it loads none, the count is an estimate)."""
+    name = tokenizer or encoding_for(model)
+    if name is None or name == ESTIMATE:
+        return None
+    return _SAME_ORDINARY_IDS.get(name, name)
 
 
 def encoding_for(model: str) -> str | None:

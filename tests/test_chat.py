@@ -7,8 +7,11 @@ import json
 from contextlib import aclosing
 
 import pytest
+import tiktoken
 
+from bot import tokens
 from bot.chat import MAX_SYSTEM_PROMPT_CHARS, Answer, ChatService, Delta, Question, Queued
+from bot.conversation import byte_bound
 from bot.errors import (
     ContextTooLong,
     EmptyAnswer,
@@ -61,6 +64,7 @@ async def test_ask_streams_deltas_then_stores_and_reports_the_answer(service, ll
 
 async def test_token_counts_are_stored_once_for_what_the_model_sees(service, llm_server):
     llm_server.then(Reply(text="An answer."))
+    counter_for("gpt-4o-mini")  # its vocabulary loaded (and kept): counts are exact
 
     await answer(service, ask_of(text="A question?"))
 
@@ -343,3 +347,89 @@ async def test_an_empty_prompt_is_not_answered_as_an_empty_question(service):
 
     assert "system prompt is empty" in explain(refused.value)
     assert "question" not in explain(refused.value)
+
+
+# -- vocabularies: loaded only when a window needs exact counts, then kept ---------------------
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The vocabularies tiktoken is asked for from here on; none is loaded at the start."""
+    counter_for.cache_clear()
+    monkeypatch.setattr(tokens, "_tried_vocabularies", set(), raising=False)
+    asked: list[str] = []
+    real = tiktoken.get_encoding
+
+    def get_encoding(name: str) -> tiktoken.Encoding:
+        asked.append(name)
+        return real(name)
+
+    monkeypatch.setattr(tiktoken, "get_encoding", get_encoding)
+    yield asked
+    counter_for.cache_clear()
+
+
+async def test_no_vocabulary_is_loaded_to_start_or_for_turns_the_bounds_settle(
+    store, chat_model, llm_server, loads
+):
+    config = make_config(context_window=128_000, max_tokens=4096, max_rounds=5)
+    service = ChatService(store, chat_model, config)
+    await service.set_system_prompt(1, "Talk like a pirate.", by_id=1, by_name="mod")
+    llm_server.default = Reply(text="Arr, an answer.")
+    for n in range(7):
+        await answer(service, ask_of(text=f"question {n}"))
+
+    assert loads == []
+    assert len(llm_server.requests[-1]["messages"]) == 1 + 2 * 5 + 1
+    stored = (await service.history(1, 1))[0]
+    # Stored counts are bounds, flagged as such (exact ones replace them when a window needs it).
+    assert (stored.question.bound, stored.answer.bound) == (True, True)
+    assert stored.question.tokens == byte_bound(said("Ann", 7, "question 6"))
+    assert stored.answer.tokens == byte_bound("Arr, an answer.")
+
+
+async def test_a_4k_window_is_chosen_with_exact_counts_and_the_vocabulary_kept(
+    store, chat_model, llm_server, loads
+):
+    # A round of ~2,000 bytes is ~400 tokens: by bounds one round fits a 4k window, by count five.
+    service = ChatService(
+        store, chat_model, make_config(context_window=4096, max_tokens=1024, max_rounds=5)
+    )
+    llm_server.default = Reply(text="word " * 200)
+    for n in range(7):
+        await answer(service, ask_of(text=f"q{n} " + "word " * 200))
+
+    sent = llm_server.requests[-1]["messages"]
+    users = [json.loads(m["content"])["message"][:2] for m in sent if m["role"] == "user"]
+    assert users == ["q1", "q2", "q3", "q4", "q5", "q6"]
+    assert loads == ["o200k_base"]  # once, on the first turn whose window needed it, then kept
+    counter = counter_for("gpt-4o-mini")
+    assert sum(counter.count(m["content"]) + 3 for m in sent) + 3 <= 4096 - 1024
+    stored = (await service.history(1, 1))[0]
+    assert (stored.question.bound, stored.answer.bound) == (False, False)
+    assert stored.question.tokens == counter.count(said("Ann", 7, f"q6 {'word ' * 200}".strip()))
+    assert stored.answer.tokens == counter.count("word " * 200)
+
+
+async def test_a_question_over_the_window_in_bytes_but_not_in_tokens_is_answered(
+    store, chat_model, llm_server, loads
+):
+    service = ChatService(store, chat_model, make_config(context_window=4096, max_tokens=1024))
+    llm_server.then(Reply(text="ok"))
+    text = "word " * 1000  # 5,000 bytes, about 1,000 tokens
+
+    assert (await answer(service, ask_of(text=text))).text == "ok"
+    assert loads == ["o200k_base"]
+
+
+async def test_a_system_prompt_is_checked_by_bound_and_counted_only_if_the_bound_is_over(
+    store, chat_model, loads
+):
+    service = ChatService(store, chat_model, make_config(context_window=2048, max_tokens=512))
+    await service.set_system_prompt(1, "Talk like a pirate.", by_id=1, by_name="mod")
+    assert loads == []
+
+    text = "word " * 600  # 3,000 bytes, about 600 tokens; the room is 2,048 - 512 - 256
+    await service.set_system_prompt(1, text, by_id=1, by_name="mod")
+    assert loads == ["o200k_base"]
+    assert (await service.system_prompt(1)).text == text.strip()

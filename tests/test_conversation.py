@@ -13,7 +13,9 @@ from bot.conversation import (
     TOKENS_PER_MESSAGE,
     Message,
     Round,
+    byte_bound,
     choose_window,
+    fit_window,
     history_budget,
     legacy_framing_tokens,
     prompt_messages,
@@ -222,3 +224,87 @@ def test_the_system_note_explains_the_framing():
     assert "json" in note
     for word in ('"from"', '"id"', '"message"', "same name", "plain text", "speaker tag"):
         assert word in note, word
+
+
+# -- bounds: a byte length never below a count, exact counts only when they decide ------------
+
+
+@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base", "estimate"])
+def test_the_byte_bound_is_never_below_a_count(encoding):
+    counter = counter_for("any", encoding)
+    for text in ["", "hi", "word " * 300, "名前 🦊" * 40, "\n" * 50, "x\x01\ud800y", "Ωμέγα"]:
+        assert counter.count(text) <= byte_bound(text)
+
+
+def bounded_round(n: int, words: int) -> Round:
+    return Round(
+        Message.bounded("user", f"q{n} " + "word " * words, author_id=n, author_name=f"u{n}"),
+        Message.bounded("assistant", "word " * words),
+    )
+
+
+def exactly_chosen(rounds, *, context_window, max_tokens, max_rounds, system, question, count):
+    """The window as it was chosen before bounds: everything counted exactly."""
+    system, question = system.exactly(count), question.exactly(count)
+    budget = history_budget(
+        context_window=context_window, max_tokens=max_tokens, system=system, question=question
+    )
+    exact = [r.exactly(count) for r in rounds]
+    return choose_window(exact, budget=budget, max_rounds=max_rounds)
+
+
+def test_a_window_the_bounds_settle_counts_nothing():
+    rounds = [bounded_round(n, 50) for n in range(8)]
+    counted: list[str] = []
+
+    system, question, window = fit_window(
+        rounds,
+        context_window=128_000,
+        max_tokens=4096,
+        max_rounds=5,
+        system=Message.bounded("system", SPEAKER_NOTE),
+        question=Message.bounded("user", "hi", author_id=1, author_name="Ann"),
+        count=lambda text: counted.append(text) or 1,
+    )
+
+    assert counted == []
+    assert window == rounds[-5:]
+    assert system.bound and question.bound
+
+
+def test_a_small_window_is_chosen_with_exact_counts():
+    count = counter_for("gpt-4o").count
+    rounds = [bounded_round(n, 200) for n in range(8)]  # ~1,000 bytes, ~200 tokens a message
+    system = Message.bounded("system", SPEAKER_NOTE)
+    question = Message.bounded("user", "word " * 100, author_id=1, author_name="Ann")
+    shape = dict(context_window=4096, max_tokens=1024, max_rounds=5)
+
+    system2, question2, window = fit_window(
+        rounds, **shape, system=system, question=question, count=count
+    )
+
+    # With bounds, at most one round would fit; with exact counts every round the cap allows does.
+    by_bounds = history_budget(
+        context_window=4096, max_tokens=1024, system=system, question=question
+    )
+    assert len(choose_window(rounds, budget=by_bounds, max_rounds=5)) <= 1
+    assert len(window) == 5
+    assert window == exactly_chosen(rounds, **shape, system=system, question=question, count=count)
+    assert not any(m.bound for r in window for m in (r.question, r.answer))
+    assert (system2.tokens, question2.tokens) == (count(SPEAKER_NOTE), count(question.api_content))
+    assert not (system2.bound or question2.bound)
+
+
+def test_a_question_whose_bound_is_too_long_is_judged_on_its_exact_count():
+    count = counter_for("gpt-4o").count
+    system = Message.bounded("system", SPEAKER_NOTE)
+    fits = Message.bounded("user", "word " * 1000, author_id=1, author_name="Ann")
+    too_long = Message.bounded("user", "word " * 4000, author_id=1, author_name="Ann")
+    shape = dict(context_window=4096, max_tokens=1024, max_rounds=5, system=system, count=count)
+
+    assert fits.tokens > 4096  # the bound alone would refuse it
+    _, question, window = fit_window([], **shape, question=fits)
+    assert question.tokens == count(fits.api_content) and window == []
+    with pytest.raises(QuestionTooLong) as raised:
+        fit_window([], **shape, question=too_long)
+    assert raised.value.needed == count(too_long.api_content) + TOKENS_PER_MESSAGE
