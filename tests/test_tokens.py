@@ -160,3 +160,19 @@ def test_gpt_oss_and_gpt_4o_share_one_vocabulary():
 def test_the_model_table_knows_current_openai_families(model, encoding):
     assert tokens.encoding_for(model) == encoding
     assert counter_for(model).name == (encoding or "estimate")
+
+
+def test_a_loaded_counter_is_given_only_once_its_vocabulary_is_loaded(monkeypatch):
+    monkeypatch.setattr(tokens, "_tried_vocabularies", set())
+
+    assert tokens.loaded_counter("gpt-4o-mini") is None
+    assert tokens.loaded_counter("gpt-4.1") is None
+    assert tokens.loaded_counter("llama3.1:8b") == EstimatingCounter()  # nothing to load
+    assert tokens.loaded_counter("gpt-4o", "estimate") == EstimatingCounter()
+
+    counter_for("gpt-4o-mini")
+
+    assert tokens.loaded_counter("gpt-4o-mini") == counter_for("gpt-4o-mini")
+    shared = tokens.loaded_counter("gpt-4.1")  # the same vocabulary: kept, so nothing to load
+    assert shared is not None and shared.name == "o200k_base"
+    assert tokens.loaded_counter("gpt-4") is None  # cl100k_base is not loaded yet
