@@ -27,9 +27,11 @@ of content parts are kept), a usage figure that is not a plausible token count i
 (None), and a chunk of any other shape is `Interrupted`.
 
 The request goes through documented SDK surfaces only: `chat.completions.with_streaming_response
-.create(...)` with the body's fields in `extra_body`, and the raw response's `iter_lines()`, parsed
-here (one `json.loads` per event, no typed object per chunk). The SDK still owns transport, auth,
-retries and the HTTP error classes.
+.create(...)` with the body's fields in `extra_body`, and the raw response's `iter_bytes()`, split
+into SSE events here (any line end; several events per read or one event over many reads) and
+parsed with one JSON decode per event, no typed object per chunk. The SDK still owns transport,
+auth, retries and the HTTP error classes. The overall deadline is one timer per answer that
+cancels a read in progress, not a timeout context per read.
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ _UNSUPPORTED_CODES = ("unsupported_parameter", "unsupported_value")
 _TAGLESS_THINKERS = re.compile(r"deepseek-r1|(?:^|[-_/:.])r1(?:$|[-_:.])|qwq|thinking", re.I)
 # The errors the SDK itself maps to APIConnectionError / APITimeoutError (openai._streaming).
 _TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
+# json.loads less its whitespace scans: a chunk's JSON from an index, and where it ends.
+_decode_json = json.JSONDecoder().raw_decode
 _DRAIN_SECONDS = 0.1  # the SDK's own bound on reading past [DONE]
 
 
@@ -180,8 +184,8 @@ class OpenAIChatModel:
 
     async def _open(
         self, stack: contextlib.AsyncExitStack, model: str, body: dict[str, object], deadline: float
-    ) -> AsyncIterator[str]:
-        """Send the request; the response's lines, closed with `stack`.
+    ) -> AsyncIterator[bytes]:
+        """Send the request; the response's body as it arrives, closed with `stack`.
 
         `messages=[]` with the real messages in `extra_body` sends them as they are:
         `create(messages=...)` would first walk every message through the SDK's TypedDict
@@ -198,7 +202,7 @@ class OpenAIChatModel:
                             model=model, messages=[], stream=True, extra_body=body
                         )
                     )
-                return response.iter_lines()
+                return response.iter_bytes()
             except openai.BadRequestError as exc:
                 if self._ask_usage and "stream_options" in str(exc):
                     self._ask_usage = False
@@ -253,48 +257,104 @@ class OpenAIChatModel:
         started = False
         finish_reason: str | None = None
         usage: object = None
+        # One timer for the whole answer; it bites only while a read is awaited (not across a
+        # yield, where the consumer's own work runs), so it bounds the time the model is waited on.
+        limit = _Deadline(deadline)
+        current_task = asyncio.current_task
         try:
             async with contextlib.AsyncExitStack() as stack:
-                lines = await self._open(stack, model, body, deadline)
+                stack.callback(limit.close)
+                chunks = await self._open(stack, model, body, deadline)
                 started = True
-                data: str | None = None
-                done = False
-                while not done:
-                    # The deadline is checked around each read (not across the yield, where the
-                    # consumer's own work runs), so it bounds the time the model is waited on.
-                    async with asyncio.timeout_at(deadline):
-                        async for line in lines:
-                            if line:
-                                # One `data:` line per event in practice; fields other than
-                                # data (event, id, retry, comments) mean nothing here.
-                                if line.startswith("data:"):
-                                    piece = line[6:] if line[5:6] == " " else line[5:]
-                                    data = piece if data is None else f"{data}\n{piece}"
-                            elif data is not None:
-                                break  # a blank line ends the event
-                        else:
-                            done = True  # the end of the stream: a last event may lack its blank
-                    if data is None:
+                read = chunks.__anext__
+                buffer = b""
+                at = 0  # where the unread part of `buffer` starts
+                ended = False
+                while True:
+                    # An event ends at a blank line; several may come in one read, or one in many.
+                    end = buffer.find(b"\n\n", at)
+                    if end >= 0:
+                        block = buffer[at:end]
+                        at = end + 2
+                    elif not ended:
+                        if limit.expired:
+                            raise TimeoutError
+                        limit.task = current_task()
+                        try:
+                            received = await read()
+                        except StopAsyncIteration:
+                            received = b""
+                            ended = True
+                        except asyncio.CancelledError:
+                            if limit.fired and limit.caught():
+                                raise TimeoutError from None
+                            raise
+                        finally:
+                            limit.task = None
+                        if limit.fired and limit.caught():
+                            raise TimeoutError
+                        buffer = buffer[at:] + received if at < len(buffer) else received
+                        at = 0
+                        if b"\r" in buffer:
+                            buffer = _unify_newlines(buffer, ended)
                         continue
-                    if data.startswith("[DONE]"):
+                    elif at < len(buffer):
+                        block = buffer[
+                            at:
+                        ]  # the end of the stream: a last event may lack its blank
+                        at = len(buffer)
+                    else:
+                        break
+                    # One `data: ` line per event in practice; fields other than data (event, id,
+                    # retry, comments) mean nothing here.
+                    if block.startswith(b"data: ") and b"\n" not in block:
+                        text, start = block.decode("utf-8", "replace"), 6
+                    else:
+                        pieces = [
+                            line[6:] if line[5:6] == b" " else line[5:]
+                            for line in block.split(b"\n")
+                            if line.startswith(b"data:")
+                        ]
+                        if not pieces:
+                            continue
+                        text, start = b"\n".join(pieces).decode("utf-8", "replace"), 0
+                    if text.startswith("[DONE]", start):
                         # Read the body to its end (at once, in practice) so that the HTTP/1.1
                         # connection goes back to the pool instead of being closed.
-                        with contextlib.suppress(TimeoutError, *_TRANSPORT_ERRORS):
-                            async with asyncio.timeout(_DRAIN_SECONDS):
-                                async for _ in lines:
-                                    pass
+                        if not ended:
+                            with contextlib.suppress(TimeoutError, *_TRANSPORT_ERRORS):
+                                async with asyncio.timeout(_DRAIN_SECONDS):
+                                    async for _ in chunks:
+                                        pass
                         break
-                    chunk = json.loads(data)
-                    data = None
+                    try:
+                        chunk, end = _decode_json(text, start)
+                    except ValueError:
+                        end = -1
+                    if end != len(text):  # whitespace around it, or not JSON (which raises)
+                        chunk = json.loads(text[start:])
+                    piece = _plain_text(chunk)
+                    if piece is not None:  # the usual chunk: some answer text, nothing else
+                        if not piece:
+                            pass
+                        elif splitter.takes(piece):
+                            yield piece
+                        else:
+                            for event in splitter.feed(piece):
+                                yield event
+                        chunk_usage = chunk.get("usage")
+                        if chunk_usage is not None:
+                            usage = chunk_usage
+                        continue
                     texts, thoughts, finished, chunk_usage = _read_chunk(chunk)
                     for thought in thoughts:
                         splitter.separately_reasoned()
                         yield Reasoning(thought)
-                    for text in texts:
-                        if splitter.passes:
-                            yield text
+                    for piece in texts:
+                        if splitter.takes(piece):
+                            yield piece
                         else:
-                            for event in splitter.feed(text):
+                            for event in splitter.feed(piece):
                                 yield event
                     finish_reason = finished or finish_reason
                     usage = usage if chunk_usage is None else chunk_usage
@@ -347,6 +407,48 @@ class OpenAIChatModel:
             log.info("Model %r wrote no tagless thinking; its answers stream at once again", model)
 
 
+class _Deadline:
+    """An answer's overall deadline: one timer that cancels a read it catches in progress.
+
+    Cheaper than a timeout context per read: arming and disarming is setting `task`. Past the
+    deadline, the next read raises TimeoutError at once; a read in progress is cancelled and its
+    CancelledError becomes TimeoutError (`caught`), unless the task is also cancelled otherwise.
+    """
+
+    __slots__ = ("_cancelling", "_handle", "expired", "fired", "task")
+
+    def __init__(self, when: float) -> None:
+        self.expired = False  # the deadline has passed
+        self.fired = False  # ... and cancelled `task` during a read
+        self.task: asyncio.Task[object] | None = None  # reading now, in this task
+        self._cancelling = 0
+        self._handle = asyncio.get_running_loop().call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        task = self.task
+        if task is not None and not self.fired:
+            self.fired = True
+            self._cancelling = task.cancelling()
+            task.cancel()
+
+    def caught(self) -> bool:
+        """After a read the timer cancelled: True unless the task was also cancelled otherwise."""
+        self.fired = False
+        task = asyncio.current_task()
+        return task is None or task.uncancel() <= self._cancelling
+
+    def close(self) -> None:
+        self._handle.cancel()
+
+
+def _unify_newlines(buffer: bytes, ended: bool) -> bytes:
+    """`buffer` with SSE's other line ends (CRLF, CR) as LF; a CR last waits for a LF, if any."""
+    if buffer.endswith(b"\r") and not ended:
+        return buffer[:-1].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + b"\r"
+    return buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
 # -- thinking inside the content -----------------------------------------------------------------
 
 _OPEN = "<think>"
@@ -389,6 +491,14 @@ class ThinkSplitter:
     def passes(self) -> bool:
         """True once every further piece is answer text as it is (no scan left to do)."""
         return self._state == _ANSWER and self._scan is None
+
+    def takes(self, text: str) -> bool:
+        """True if `text` is answer text as it is (noted as such); else call `feed` with it."""
+        if self._state != _ANSWER:
+            return False
+        if self._scan is not None:
+            self._look_for_stray_close(text)
+        return True
 
     def separately_reasoned(self) -> None:
         """The server sends thinking in its own field: the content is not thinking."""
@@ -459,7 +569,9 @@ class ThinkSplitter:
         if scan is None:
             return
         window = scan + text
-        if _OPEN in window:
+        if "<" not in window:  # no tag in it (the usual case)
+            self._scan = window[-_STRAY_CARRY:]
+        elif _OPEN in window:
             self._scan = None
         elif _STRAY_CLOSE.search(window):
             self.learned_tagless = True
@@ -480,6 +592,28 @@ def _partial_tag(text: str, tag: str) -> int:
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_FIGURE = 2**53  # a token count beyond this is not a count (nor exact as a JSON number)
+
+
+def _plain_text(chunk: object) -> str | None:
+    """The text of the usual chunk: one choice, not finished, whose delta is only plain text.
+
+    None for any other chunk, which `_read_chunk` then reads (the same result, only slower).
+    """
+    if type(chunk) is dict and not chunk.get("error"):
+        choices = chunk.get("choices")
+        if type(choices) is list and len(choices) == 1:
+            choice = choices[0]
+            if type(choice) is dict and not choice.get("finish_reason"):
+                delta = choice.get("delta")
+                if (
+                    type(delta) is dict
+                    and not delta.get("reasoning_content")
+                    and not delta.get("reasoning")
+                ):
+                    content = delta.get("content")
+                    if type(content) is str and content.isascii():
+                        return content
+    return None
 
 
 def _read_chunk(chunk: object) -> tuple[list[str], list[str], str | None, object]:
