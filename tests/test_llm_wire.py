@@ -207,3 +207,23 @@ async def test_cancelling_the_reader_mid_read_is_a_cancellation_not_a_timeout(wi
     with pytest.raises(asyncio.CancelledError):
         await task
     hold.set()
+
+
+async def test_no_timer_is_scheduled_per_event(wire, monkeypatch):
+    # 200 events in one write: the deadline is one timer per answer, not one per read or event.
+    events = [event({"content": "tok "}) for _ in range(200)] + [event({}, "stop")]
+    model = wire(writing(sse(events)))
+    loop = asyncio.get_running_loop()
+    real_call_at = loop.call_at
+    timers = 0
+
+    def call_at(*args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        nonlocal timers
+        timers += 1
+        return real_call_at(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", call_at)
+    got = await answer(model)
+
+    assert "".join(e for e in got if isinstance(e, str)) == "tok " * 200
+    assert timers < 20
