@@ -270,15 +270,17 @@ class OpenAIChatModel:
                 chunks = await self._open(stack, model, body, deadline)
                 started = True
                 read = chunks.__anext__
-                buffer = b""
+                buffer: bytes | bytearray = b""
                 at = 0  # where the unread part of `buffer` starts
+                seek = 0  # where a blank line may start in it (what is before was searched)
+                held_cr = False  # a CR that ended a read: a line end, with the LF that may follow
                 ended = False
                 while True:
                     # An event ends at a blank line; several may come in one read, or one in many.
-                    end = buffer.find(b"\n\n", at)
+                    end = buffer.find(b"\n\n", seek)
                     if end >= 0:
                         block = buffer[at:end]
-                        at = end + 2
+                        at = seek = end + 2
                     elif not ended:
                         if limit.expired:
                             raise TimeoutError
@@ -296,15 +298,28 @@ class OpenAIChatModel:
                             limit.task = None
                         if limit.fired and limit.caught():
                             raise TimeoutError
-                        buffer = buffer[at:] + received if at < len(buffer) else received
-                        at = 0
-                        if b"\r" in buffer:
-                            buffer = _unify_newlines(buffer, ended)
+                        if held_cr or b"\r" in received:  # SSE's other line ends, CRLF and CR
+                            if held_cr:
+                                received = b"\r" + received
+                            held_cr = received.endswith(b"\r") and not ended
+                            if held_cr:
+                                received = received[:-1]
+                            received = received.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                        rest = len(buffer) - at
+                        if rest:  # an event spread over reads: linear time however many
+                            if isinstance(buffer, bytearray):
+                                del buffer[:at]
+                            else:
+                                buffer = bytearray(buffer[at:])
+                            buffer += received
+                            at, seek = 0, rest - 1
+                        else:
+                            buffer = received
+                            at = seek = 0
                         continue
                     elif at < len(buffer):
-                        block = buffer[
-                            at:
-                        ]  # the end of the stream: a last event may lack its blank
+                        # The end of the stream: a last event may lack its blank line.
+                        block = buffer[at:]
                         at = len(buffer)
                     else:
                         break
@@ -443,13 +458,6 @@ class _Deadline:
 
     def close(self) -> None:
         self._handle.cancel()
-
-
-def _unify_newlines(buffer: bytes, ended: bool) -> bytes:
-    """`buffer` with SSE's other line ends (CRLF, CR) as LF; a CR last waits for a LF, if any."""
-    if buffer.endswith(b"\r") and not ended:
-        return buffer[:-1].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + b"\r"
-    return buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
 # -- thinking inside the content -----------------------------------------------------------------

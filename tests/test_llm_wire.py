@@ -121,6 +121,11 @@ async def test_a_crlf_split_between_its_cr_and_lf_is_one_line_end(wire):
     assert await answer(wire(writing(*(part.encode() for part in body)))) == ["x", Finished("stop")]
 
 
+async def test_a_cr_that_ends_the_stream_ends_its_last_line(wire):
+    body = b"data: " + json.dumps(event({"content": "x"}, "stop")).encode()
+    assert await answer(wire(writing(body, b"\r"))) == ["x", Finished("stop")]
+
+
 async def test_comments_other_fields_and_multi_line_data_are_read_as_sse(wire):
     text = json.dumps(event({"content": "two lines"}), indent=1).split("\n")
     body = (
