@@ -45,19 +45,17 @@ async def test_a_bound_is_stored_flagged_and_read_back_as_a_bound(store):
     assert [m.message.bound for m in pages[0]] == [False, False, True, True]
 
 
-async def test_a_schema_4_database_migrates_and_its_counts_stay_exact(db_path):
+async def test_a_schema_3_database_migrates_and_its_counts_stay_exact(db_path):
     with sqlite3.connect(db_path) as raw:
         raw.create_function("chatlab_legacy_framing_tokens", 2, lambda content, name: 0)
-        for script in MIGRATIONS[:4]:
+        for script in MIGRATIONS[:3]:
             raw.executescript(script)
-        raw.execute("PRAGMA user_version = 4")
+        raw.execute("PRAGMA user_version = 3")
+        raw.execute("INSERT INTO turns (id, channel_id, model, created_at) VALUES (7, 1, 'm', 0)")
         raw.execute(
-            "INSERT INTO turn_writes (channel_id, user_id, model, prompt_tokens,"
-            " completion_tokens, created_at, question_message_id, question_role,"
-            " question_author_name, question_content, question_tokens, answer_role,"
-            " answer_author_id, answer_author_name, answer_content, answer_tokens)"
-            " VALUES (1, 5, 'm', 1, 1, 0, 9, 'user', 'ann', 'old', 4, 'assistant', NULL, NULL,"
-            " 'old answer', 2)"
+            "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,"
+            " tokens, created_at) VALUES (1, 7, 'user', 5, 'ann', 'old', 4, 0),"
+            " (1, 7, 'assistant', NULL, NULL, 'old answer', 2, 0)"
         )
     raw.close()
 
