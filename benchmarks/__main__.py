@@ -41,7 +41,7 @@ from benchmarks.common import (
 from bot.chat import ChatService
 from bot.conversation import choose_window, user_content
 from bot.llm import OpenAIChatModel
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 
 
 def insert_rows(db: sqlite3.Connection, turns: list[tuple], messages: list[tuple]) -> None:
@@ -103,7 +103,7 @@ async def turn_overhead(url: str, tmp: Path, samples: int) -> Row:
 
 
 def populate(path: Path, *, channels: int, turns_each: int, big_channel_turns: int) -> int:
-    """Bulk-load a database (the schema made by ConversationStore); returns messages written."""
+    """Bulk-load a database (the schema made by SQLiteStore); returns messages written."""
     db = sqlite3.connect(path)
     now = time.time()
     turn_id = 0
@@ -127,14 +127,14 @@ def populate(path: Path, *, channels: int, turns_each: int, big_channel_turns: i
 
 async def history_growth(url: str, tmp: Path, samples: int, scale: float) -> Row:
     big = tmp / "big.db"
-    async with ConversationStore.open(big):
+    async with SQLiteStore.open(big):
         pass  # create the schema
     channels = int(10_000 * scale)
     written = populate(big, channels=channels, turns_each=45, big_channel_turns=int(50_000 * scale))
     async with (
         client_for(url) as client,
-        ConversationStore.open(tmp / "empty.db") as empty_store,
-        ConversationStore.open(big) as big_store,
+        SQLiteStore.open(tmp / "empty.db") as empty_store,
+        SQLiteStore.open(big) as big_store,
     ):
         model = OpenAIChatModel(client, answer_deadline=60)
         empty = ChatService(empty_store, model, CONFIG)
@@ -233,10 +233,10 @@ async def memory(url: str, tmp: Path, channels: int) -> Row:
 
 async def window_choice(tmp: Path, samples: int) -> Row:
     path = tmp / "window.db"
-    async with ConversationStore.open(path):
+    async with SQLiteStore.open(path):
         pass
     populate(path, channels=1, turns_each=5, big_channel_turns=5_000)  # channel 1: 10,000
-    async with ConversationStore.open(path) as store:
+    async with SQLiteStore.open(path) as store:
         big_s, small_s = [], []
         rows_read = 0
         for n in range(samples + 50):
@@ -269,7 +269,7 @@ async def discord_edge(url: str, tmp: Path, turns: int) -> Row:
     from bot.access import AccessPolicy
     from bot.client import ChatBot
 
-    async with client_for(url) as client, ConversationStore.open(tmp / "edge.db") as store:
+    async with client_for(url) as client, SQLiteStore.open(tmp / "edge.db") as store:
         model = OpenAIChatModel(client, answer_deadline=60)
         core = ChatService(store, model, CONFIG)
         edge = ChatService(store, model, CONFIG)

@@ -15,7 +15,7 @@ import openai
 
 from bot.chat import Answer, ChatConfig, ChatService, Question
 from bot.llm import OpenAIChatModel
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 
 CONFIG = ChatConfig(
     model="gpt-4o-mini",
@@ -96,7 +96,7 @@ async def client_for(url: str) -> AsyncIterator[openai.AsyncOpenAI]:
 @asynccontextmanager
 async def chat_service(url: str, database: Path) -> AsyncIterator[ChatService]:
     """A ChatService over a new client to the stand-in and a store at `database`."""
-    async with client_for(url) as client, ConversationStore.open(database) as store:
+    async with client_for(url) as client, SQLiteStore.open(database) as store:
         yield ChatService(store, OpenAIChatModel(client, answer_deadline=60), CONFIG)
 
 

@@ -10,7 +10,7 @@ how long every other channel would have waited). Nothing is asserted.
 
 - old: the code /export ran before (copied below): every row in one list, the whole document
   in one string, encoded into one `BytesIO` — whatever its size.
-- new: `build_export` over `ConversationStore.export_pages`, for a given upload limit: the file
+- new: `build_export` over `SQLiteStore.export_pages`, for a given upload limit: the file
   /export sends (Markdown, zip, or the newest rounds that fit, zipped).
 - pages only: the same pages read and dropped. The store's page cache (`PRAGMA cache_size`,
   32 MB) fills as they are read, as it does in any bot that has run a while; the new variants'
@@ -38,7 +38,7 @@ import aiosqlite
 
 from benchmarks.__main__ import insert_rows
 from bot.conversation import Message
-from bot.store import ConversationStore, StoredMessage
+from bot.storage.sqlite import SQLiteStore, StoredMessage
 from cogs._export import MIB, build_export, upload_size
 
 CHANNEL = 1
@@ -127,7 +127,7 @@ async def old_export(database: Path) -> tuple[str, int, int]:
 
 
 async def pages_only(database: Path) -> tuple[str, int, int]:
-    async with ConversationStore.open(database) as store:
+    async with SQLiteStore.open(database) as store:
         messages = 0
         async with aclosing(store.export_pages(CHANNEL)) as pages:
             async for page in pages:
@@ -136,7 +136,7 @@ async def pages_only(database: Path) -> tuple[str, int, int]:
 
 
 async def new_export(database: Path, limit: int) -> tuple[str, int, int]:
-    async with ConversationStore.open(database) as store:
+    async with SQLiteStore.open(database) as store:
         with tempfile.TemporaryDirectory(prefix="chatlab-export-") as directory:
             async with aclosing(store.export_pages(CHANNEL)) as pages:
                 exported = await build_export(pages, CHANNEL, Path(directory), limit)
@@ -232,7 +232,7 @@ def main() -> None:
 
 
 async def _create(database: Path) -> None:
-    async with ConversationStore.open(database):
+    async with SQLiteStore.open(database):
         pass  # the store makes the schema
 
 

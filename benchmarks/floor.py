@@ -23,7 +23,7 @@ import aiohttp
 
 from benchmarks.common import CONFIG, Row, chat_service, turn
 from bot.conversation import user_content
-from bot.store import TurnRecord
+from bot.storage.sqlite import TurnRecord
 
 try:
     import orjson

@@ -23,7 +23,7 @@ import openai
 from benchmarks.__main__ import CONFIG
 from bot.chat import Answer, ChatService, Delta, Question
 from bot.llm import OpenAIChatModel
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 from cogs._reply import StreamedReply
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.screen import Screen
@@ -50,7 +50,7 @@ async def run(megabytes: float) -> None:
             openai.AsyncOpenAI(
                 api_key="sk-bench", base_url=server.base_url, max_retries=0
             ) as client,
-            ConversationStore.open(Path(tmp) / "hostile.db") as store,
+            SQLiteStore.open(Path(tmp) / "hostile.db") as store,
         ):
             service = ChatService(store, OpenAIChatModel(client, answer_deadline=600), config)
             reply: StreamedReply[int] = StreamedReply(Screen())

@@ -23,7 +23,7 @@ from bot.access import AccessPolicy
 from bot.chat import ChatService
 from bot.client import ChatBot
 from bot.llm import OpenAIChatModel
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 from tests.conftest import make_config
 from tests.fake_openai import FakeOpenAI, Reply
 
@@ -53,7 +53,7 @@ async def count_crossings() -> dict[str, int]:
             openai.AsyncOpenAI(
                 api_key="sk-bench", base_url=server.base_url, max_retries=0
             ) as client,
-            ConversationStore.open(Path(tmp) / "layers.db") as store,
+            SQLiteStore.open(Path(tmp) / "layers.db") as store,
         ):
             service = ChatService(store, OpenAIChatModel(client, answer_deadline=30), make_config())
             bot = ChatBot(service=service, store=store, access=AccessPolicy(), sync_on_start=False)

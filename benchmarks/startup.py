@@ -29,11 +29,11 @@ async def bot() -> None:
     from bot.client import ChatBot
     from bot.llm import OpenAIChatModel
     from bot.settings import load_settings
-    from bot.store import ConversationStore
+    from bot.storage.sqlite import SQLiteStore
 
     settings = load_settings(env_file=None)
     async with (
-        ConversationStore.open(settings.database_path) as store,
+        SQLiteStore.open(settings.database_path) as store,
         openai.AsyncOpenAI(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,

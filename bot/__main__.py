@@ -29,7 +29,7 @@ from bot.client import ChatBot
 from bot.errors import StoreError
 from bot.llm import OpenAIChatModel
 from bot.settings import Settings, SettingsError, load_settings, redact_url
-from bot.store import ConversationStore
+from bot.storage import open_store
 
 log = logging.getLogger("bot")
 
@@ -85,7 +85,7 @@ def configure_logging(settings: Settings) -> RedactSecrets:
 
 async def run(settings: Settings, *, sync_only: bool = False) -> None:
     async with (
-        ConversationStore.open(settings.database_path) as store,
+        open_store(settings.database_url, settings.database_path) as store,
         openai.AsyncOpenAI(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,

@@ -53,9 +53,9 @@ from bot.errors import (
 from bot.families import Family, family_of
 from bot.llm import ChatModel, Finished, Reasoning
 from bot.settings import Settings
-from bot.store import (
-    ConversationStore,
+from bot.storage import (
     PromptChange,
+    Store,
     StoredMessage,
     SystemPrompt,
     TurnRecord,
@@ -273,7 +273,7 @@ class ChannelQueue:
 
 
 class ChatService:
-    def __init__(self, store: ConversationStore, model: ChatModel, config: ChatConfig) -> None:
+    def __init__(self, store: Store, model: ChatModel, config: ChatConfig) -> None:
         self._store = store
         self._model = model
         self._config = config

@@ -19,7 +19,7 @@ from bot.access import AccessPolicy
 from bot.chat import ChatService
 from bot.errors import ChatlabError, StoreError
 from bot.messages import text
-from bot.store import ConversationStore
+from bot.storage import Store
 from cogs._discord import NO_PINGS, asker_of, respond_privately
 from cogs._locale import CatalogueTranslator, interaction_locale
 from cogs._render import explain, refusal_sentence
@@ -87,7 +87,7 @@ class ChatBot(commands.Bot):
         self,
         *,
         service: ChatService,
-        store: ConversationStore,
+        store: Store,
         access: AccessPolicy,
         dev_guild_id: int | None = None,
         intents: discord.Intents | None = None,

@@ -52,6 +52,27 @@ SPEAKER_NOTE = (
 )
 
 Role = Literal["system", "user", "assistant"]
+AttachmentKind = Literal["image", "text"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that came with a message: what it is, and what the model is charged for it.
+
+    An image's bytes are stored once per `sha256` (hex digest of the bytes stored, which may be
+    a normalised copy of what was uploaded) and sent as an image part; `tokens` is its cost by
+    the provider's formula, counted in `Message.cost` beside the text. A text file's contents
+    are part of the message's text (and its count) when it is made; it is listed by name only.
+    """
+
+    name: str
+    kind: AttachmentKind
+    media_type: str
+    size: int  # bytes as uploaded
+    sha256: str
+    tokens: int = 0
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +88,7 @@ class Message:
     author_id: int | None = None
     author_name: str | None = None
     bound: bool = False
+    attachments: tuple[Attachment, ...] = ()
 
     @classmethod
     def counted(
@@ -111,7 +133,7 @@ class Message:
 
     @property
     def cost(self) -> int:
-        return self.tokens + TOKENS_PER_MESSAGE
+        return self.tokens + TOKENS_PER_MESSAGE + sum(a.tokens for a in self.attachments)
 
 
 @dataclass(frozen=True, slots=True)

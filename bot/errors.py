@@ -24,10 +24,11 @@
     │   ├── Interrupted
     │   ├── EmptyAnswer
     │   └── ThinkingExhausted         max_tokens: the whole reply budget went on thinking
-    └── StoreError                    the database could not do what was asked (bot/store.py)
+    └── StoreError                    the database could not do what was asked (bot/storage/)
         ├── StorageFull
         ├── DatabaseMissing
-        └── DatabaseInUse             (start-up only)
+        ├── DatabaseInUse             (start-up only)
+        └── ShardsInUse               another process runs one of these shards (start-up only)
 
 Each error carries a catalogue key (`key`) and the arguments its sentence needs (`params`); the
 edge renders them in the member's language, in one place for commands and one for messages. The
@@ -297,6 +298,10 @@ class StorageFull(StoreError):
 
 class DatabaseInUse(StoreError):
     """Another process holds the database's lock (start-up only: never shown to a member)."""
+
+
+class ShardsInUse(StoreError):
+    """Another process holds one of the shards this one was told to run (start-up only)."""
 
 
 class DatabaseMissing(StoreError):

@@ -21,6 +21,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IdList = Annotated[frozenset[int], NoDecode]
+ShardList = Annotated[tuple[int, ...], NoDecode]
 FamilyList = Annotated[tuple[tuple[str, str], ...], NoDecode]
 FAMILY_NAMES = ("reasoning", "chat")
 NameList = Annotated[tuple[str, ...], NoDecode]
@@ -81,8 +82,33 @@ class Settings(BaseSettings):
 
     # Storage, logging, Discord
     database_path: Path = Path("chatlab.db")
+    # postgresql://user:pass@host:5432/db selects PostgreSQL (the `postgres` extra) instead of the
+    # SQLite file; its password is a secret like the token (redacted in repr and in logs).
+    database_url: str | None = Field(default=None, repr=False)
     log_level: str = "INFO"
     dev_guild_id: int | None = None
+    # Sharding: SHARD_COUNT shards in all, this process running SHARD_IDS of them (`0-3`, `0,2`);
+    # unset, one process lets Discord choose. Several processes need DATABASE_URL.
+    shard_count: int | None = Field(default=None, ge=1, le=100_000)
+    shard_ids: ShardList = ()
+    # Touched while the gateway is connected; `python -m bot health` reads its age.
+    heartbeat_file: Path = Path("chatlab.heartbeat")
+    heartbeat_max_age: float = Field(default=90.0, ge=5, le=DAY)
+    # The model client's HTTP stack: the SDK's own (httpx) or aiohttp (the SDK's documented
+    # `DefaultAioHttpClient`, from the `aiohttp` extra).
+    http_backend: Literal["httpx", "aiohttp"] = "httpx"
+
+    # Ways of talking (chat channels, threads) and attachments
+    # The privileged Message Content intent: `auto` asks for it only when a channel is a chat
+    # or thread channel at start (or becomes one), `on` always, `off` never (modes then refused).
+    message_content: Literal["auto", "on", "off"] = "auto"
+    chat_ignore_prefix: str = Field(default="//", max_length=20)
+    attachment_max_bytes: int = Field(default=8 * 2**20, ge=1024, le=100 * 2**20)
+    turn_attachment_max_bytes: int = Field(default=20 * 2**20, ge=1024, le=500 * 2**20)
+    text_file_max_chars: int = Field(default=60_000, ge=100, le=2_000_000)
+    # Models that take no images (globs, comma-separated); others are tried, and a model whose
+    # server refuses images is remembered as text-only.
+    text_only_models: NameList = ()
 
     # Access and limits
     allow_dms: bool = True
@@ -95,7 +121,7 @@ class Settings(BaseSettings):
     notice_interval_seconds: float = Field(default=30.0, ge=1, le=DAY)
     shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=DAY)
 
-    @field_validator("openai_base_url", "tokenizer", mode="before")
+    @field_validator("openai_base_url", "tokenizer", "database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -121,6 +147,47 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            raise ValueError(
+                "expected a URL like postgresql://user:pass@host:5432/chatlab"
+            ) from None
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "expected a postgresql:// URL like postgresql://user:pass@host:5432/chatlab"
+                " (leave it unset to keep the SQLite file DATABASE_PATH)"
+            )
+        return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_ranges(cls, value: object) -> object:
+        """`0-3`, `0,2,5` or `0-3,8-11`: the shards this process runs."""
+        if not isinstance(value, str):
+            return value
+        ids: list[int] = []
+        for number, part in enumerate((p.strip() for p in value.split(",") if p.strip()), 1):
+            first, dash, last = part.partition("-")
+            try:
+                low = int(first.strip()) if first.strip().isdecimal() else -1
+                high = int(last.strip()) if dash and last.strip().isdecimal() else low
+            except ValueError:
+                low = high = -1
+            if low < 0 or high < low or high - low > 100_000:
+                raise ValueError(f"entry {number} should be a shard number or a range like 0-3")
+            ids.extend(range(low, high + 1))
+        if len(set(ids)) != len(ids):
+            raise ValueError("a shard is listed twice")
+        return tuple(sorted(ids))
+
     @field_validator("model", mode="before")
     @classmethod
     def _stripped(cls, value: object) -> object:
@@ -139,6 +206,11 @@ class Settings(BaseSettings):
         # `SYSTEM_PROMPT=` (a blanked line of .env.example) means "no special prompt": the default,
         # like every other empty setting; an empty system message is no instruction at all.
         return DEFAULT_SYSTEM_PROMPT if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shard_count", mode="before")
+    @classmethod
+    def _empty_count_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("dev_guild_id", mode="before")
     @classmethod
@@ -167,7 +239,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "text_only_models", mode="before")
     @classmethod
     def _comma_separated_names(cls, value: object) -> object:
         if isinstance(value, str):
@@ -227,7 +299,23 @@ class Settings(BaseSettings):
             raise ValueError("MAX_TOKENS must be smaller than CONTEXT_WINDOW")
         if self.models and self.model not in self.models:
             raise ValueError("MODEL must be one of MODELS when MODELS is set")
+        if self.shard_ids and self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT (how many shards there are in all)")
+        if self.shard_count is not None and any(i >= self.shard_count for i in self.shard_ids):
+            raise ValueError(
+                f"SHARD_IDS must be below SHARD_COUNT ({self.shard_count}): shards are numbered"
+                f" from 0 to {self.shard_count - 1}"
+            )
+        if self.attachment_max_bytes > self.turn_attachment_max_bytes:
+            raise ValueError("ATTACHMENT_MAX_BYTES must not exceed TURN_ATTACHMENT_MAX_BYTES")
         return self
+
+    @property
+    def process_shards(self) -> tuple[int, ...] | None:
+        """The shards this process runs (None: Discord chooses, one process)."""
+        if self.shard_count is None:
+            return None
+        return self.shard_ids or tuple(range(self.shard_count))
 
     @property
     def selectable_models(self) -> tuple[str, ...]:
@@ -253,6 +341,7 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         yield from super().__repr_args__()
         yield "openai_base_url", redact_url(self.openai_base_url)
+        yield "database_url", redact_url(self.database_url)
 
 
 def redact_url(url: str | None) -> str | None:

@@ -12,7 +12,7 @@ import pytest
 
 from bot.chat import ChatConfig, ChatService, Question
 from bot.llm import OpenAIChatModel
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 from tests.fake_openai import FakeOpenAI
 
 _real_connect = socket.socket.connect
@@ -76,8 +76,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[ConversationStore]:
-    async with ConversationStore.open(db_path) as opened:
+async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
+    async with SQLiteStore.open(db_path) as opened:
         yield opened
 
 
@@ -87,5 +87,5 @@ def chat_model(openai_client: openai.AsyncOpenAI) -> OpenAIChatModel:
 
 
 @pytest.fixture
-def service(store: ConversationStore, chat_model: OpenAIChatModel) -> ChatService:
+def service(store: SQLiteStore, chat_model: OpenAIChatModel) -> ChatService:
     return ChatService(store, chat_model, make_config())

@@ -16,7 +16,7 @@ import openai
 
 from bot.chat import Answer, ChatService, Question
 from bot.llm import OpenAIChatModel
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 from tests.conftest import make_config
 from tests.fake_openai import FakeOpenAI, Reply
 
@@ -25,7 +25,7 @@ async def main(database: str) -> None:
     async with (
         FakeOpenAI(Reply(echo=True, chunk_size=3)) as server,
         openai.AsyncOpenAI(api_key="sk-test", base_url=server.base_url, max_retries=0) as client,
-        ConversationStore.open(database) as store,
+        SQLiteStore.open(database) as store,
     ):
         service = ChatService(store, OpenAIChatModel(client, answer_deadline=10), make_config())
         print("READY", flush=True)

@@ -23,15 +23,15 @@ import asyncio
 import os
 import sys
 
-from bot import store as store_module
-from bot.store import SCHEMA_VERSION, ConversationStore
+from bot.storage import sqlite as store_module
+from bot.storage.sqlite import SCHEMA_VERSION, SQLiteStore
 
 
 async def main(database: str, *, hold: bool) -> None:
     print("READY", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
     try:
-        async with ConversationStore.open(database) as store:
+        async with SQLiteStore.open(database) as store:
             await store.set_meta(f"started-{os.getpid()}", "yes")
             print(f"OK {SCHEMA_VERSION}", flush=True)
             if hold:

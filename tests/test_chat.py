@@ -25,7 +25,7 @@ from bot.errors import (
     Refused,
     ShuttingDown,
 )
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 from bot.tokens import counter_for
 from cogs._render import explain
 from tests.conftest import ask_events, make_config
@@ -315,10 +315,10 @@ async def test_shutdown_lets_answers_in_flight_finish_and_refuses_new_ones(servi
 
 
 async def test_conversation_survives_a_restart(db_path, chat_model, llm_server):
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         await answer(ChatService(store, chat_model, make_config()), ask_of(text="remember 42"))
 
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         await answer(ChatService(store, chat_model, make_config()), ask_of(text="what number?"))
 
     users = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "user"]

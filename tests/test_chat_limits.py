@@ -11,7 +11,7 @@ import pytest
 from bot.chat import Answer, ChatService, Delta, Question, StopOutcome
 from bot.errors import Dropped, QueueFull, Reason, Stopped
 from bot.llm import OpenAIChatModel
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 from tests.conftest import ask_events, make_config
 from tests.fake_openai import Reply
 
@@ -50,7 +50,7 @@ async def settle() -> None:
 
 
 @pytest.fixture
-def limited(store: ConversationStore, chat_model: OpenAIChatModel) -> ChatService:
+def limited(store: SQLiteStore, chat_model: OpenAIChatModel) -> ChatService:
     return ChatService(
         store, chat_model, make_config(max_waiting_per_channel=2, max_waiting_per_member=2)
     )

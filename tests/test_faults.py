@@ -11,7 +11,7 @@ import pytest
 from bot.chat import Answer, ChatService, Question
 from bot.errors import StorageFull
 from bot.llm import OpenAIChatModel
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 from cogs._render import explain
 from tests.conftest import ask_events, make_config
 from tests.fake_openai import (
@@ -111,7 +111,7 @@ async def test_a_100000_character_answer_within_the_reply_limit_is_stored_whole(
 async def test_a_full_disk_is_reported_corrupts_nothing_and_recovers(
     db_path, chat_model, llm_server
 ):
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         service = ChatService(store, chat_model, make_config())
         await ask(service, 1, "fits")
         (pages,) = await store._db.execute_fetchall("PRAGMA page_count")

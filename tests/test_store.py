@@ -11,12 +11,12 @@ import pytest
 
 from bot.conversation import Message, legacy_framing_tokens
 from bot.errors import StoreError
-from bot.store import (
+from bot.storage.sqlite import (
     EXPORT_NEWEST_FIRST,
     EXPORT_OLDEST_FIRST,
     MIGRATIONS,
     SCHEMA_VERSION,
-    ConversationStore,
+    SQLiteStore,
     TurnRecord,
 )
 
@@ -33,11 +33,11 @@ def turn(channel: int, n: int, *, user: int = 1, usage: tuple[int, int] | None =
 
 
 async def test_turns_survive_a_restart(db_path):
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         await store.add_turn(turn(1, 1))
         await store.add_turn(turn(1, 2, user=2))
 
-    async with ConversationStore.open(db_path) as reopened:
+    async with SQLiteStore.open(db_path) as reopened:
         rounds = await reopened.history(1, 10)
 
     assert [(r.question.content, r.answer.content) for r in rounds] == [
@@ -71,13 +71,13 @@ async def test_a_newer_schema_is_refused(db_path):
         raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
 
     with pytest.raises(StoreError, match="newer chatlab"):
-        async with ConversationStore.open(db_path):
+        async with SQLiteStore.open(db_path):
             pass
 
 
 async def test_a_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="cannot open the database"):
-        async with ConversationStore.open(tmp_path / "no" / "such" / "dir" / "x.db"):
+        async with SQLiteStore.open(tmp_path / "no" / "such" / "dir" / "x.db"):
             pass
 
 
@@ -226,9 +226,9 @@ def schema_1_database(path, rows, author_name="ann"):
 async def test_migration_2_raises_legacy_question_counts_to_the_json_framing(db_path):
     schema_1_database(db_path, [("plain", "a1"), ('say "hi"\nthen\tgo', "a2")])
 
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         rounds = await store.history(1, 10)
-    async with ConversationStore.open(db_path) as reopened:  # migrated once, not twice
+    async with SQLiteStore.open(db_path) as reopened:  # migrated once, not twice
         again = await reopened.history(1, 10)
 
     assert [r.question.tokens for r in rounds] == [
@@ -242,7 +242,7 @@ async def test_migration_2_raises_legacy_question_counts_to_the_json_framing(db_
 async def test_migration_2_leaves_rows_sent_without_a_name_as_they_were(db_path):
     schema_1_database(db_path, [("plain", "a1")], author_name=None)
 
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         (only,) = await store.history(1, 10)
 
     assert only.question.tokens == 7
@@ -251,7 +251,7 @@ async def test_migration_2_leaves_rows_sent_without_a_name_as_they_were(db_path)
 async def test_a_new_turn_after_migration_keeps_its_count(db_path):
     schema_1_database(db_path, [("old", "a")])
 
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         await store.add_turn(turn(1, 2))
         rounds = await store.history(1, 10)
 

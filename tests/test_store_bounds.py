@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from bot.conversation import Message, byte_bound
-from bot.store import MIGRATIONS, ConversationStore, TurnRecord
+from bot.storage.sqlite import MIGRATIONS, SQLiteStore, TurnRecord
 
 
 def turn(n: int, *, bound: bool) -> TurnRecord:
@@ -59,7 +59,7 @@ async def test_a_schema_3_database_migrates_and_its_counts_stay_exact(db_path):
         )
     raw.close()
 
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         await store.add_turn(turn(2, bound=True))
         _, history = await store.turn_context(1, None, 5)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot import store as store_module
 from bot.conversation import Message
 from bot.errors import DatabaseInUse, DatabaseMissing, StoreError
-from bot.store import SCHEMA_VERSION, ConversationStore, TurnRecord
+from bot.storage import sqlite as store_module
+from bot.storage.sqlite import SCHEMA_VERSION, SQLiteStore, TurnRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = ROOT / "tests" / "store_child.py"
@@ -44,7 +44,7 @@ async def test_an_empty_database_path_is_refused(tmp_path, monkeypatch):
     before = mode(tmp_path)
 
     with pytest.raises(StoreError, match="database path is empty"):
-        async with ConversationStore.open(""):
+        async with SQLiteStore.open(""):
             pass
 
     assert mode(tmp_path) == before
@@ -56,7 +56,7 @@ async def test_a_directory_is_refused_with_a_hint_and_left_as_it_was(tmp_path):
     data.mkdir(mode=0o755)
 
     with pytest.raises(StoreError) as caught:
-        async with ConversationStore.open(data):
+        async with SQLiteStore.open(data):
             pass
 
     assert str(caught.value) == (
@@ -73,7 +73,7 @@ async def test_a_file_that_is_not_a_database_is_refused_untouched(tmp_path):
     notes.chmod(0o644)
 
     with pytest.raises(StoreError, match="exists and is not an SQLite database"):
-        async with ConversationStore.open(notes):
+        async with SQLiteStore.open(notes):
             pass
 
     assert mode(notes) == 0o644
@@ -86,7 +86,7 @@ async def test_an_empty_file_becomes_a_private_new_database(tmp_path):
     db.touch(mode=0o644)
     db.chmod(0o644)
 
-    async with ConversationStore.open(db) as store:
+    async with SQLiteStore.open(db) as store:
         await store.add_turn(turn(1))
         assert [mode(p) for p in (db, *siblings(db))] == [0o600, 0o600, 0o600]
 
@@ -95,7 +95,7 @@ async def test_an_empty_file_becomes_a_private_new_database(tmp_path):
 
 
 async def test_wal_and_shm_left_readable_by_another_tool_are_made_private(db_path):
-    async with ConversationStore.open(db_path):
+    async with SQLiteStore.open(db_path):
         pass
     other_tool = sqlite3.connect(db_path)  # e.g. the sqlite3 shell, still open
     try:
@@ -104,7 +104,7 @@ async def test_wal_and_shm_left_readable_by_another_tool_are_made_private(db_pat
         for path in (db_path, *siblings(db_path)):
             path.chmod(0o644)
 
-        async with ConversationStore.open(db_path):
+        async with SQLiteStore.open(db_path):
             modes = [mode(p) for p in (db_path, *siblings(db_path))]
     finally:
         other_tool.close()
@@ -116,9 +116,9 @@ async def test_wal_and_shm_left_readable_by_another_tool_are_made_private(db_pat
 
 
 async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(db_path):
-    async with ConversationStore.open(db_path) as first:
+    async with SQLiteStore.open(db_path) as first:
         with pytest.raises(DatabaseInUse) as caught:
-            async with ConversationStore.open(db_path):
+            async with SQLiteStore.open(db_path):
                 pass
         await first.set_meta("still", "works")
 
@@ -126,7 +126,7 @@ async def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes
         f"another chatlab process is using {db_path} (pid {os.getpid()}); stop it first"
     )
     assert mode(db_path.with_name(db_path.name + ".lock")) == 0o600
-    async with ConversationStore.open(db_path) as again:  # released on close
+    async with SQLiteStore.open(db_path) as again:  # released on close
         assert await again.get_meta("still") == "works"
 
 
@@ -162,19 +162,19 @@ async def test_another_process_holding_the_database_is_named_in_the_refusal(db_p
         assert holder.stdout.readline().strip() == f"OK {SCHEMA_VERSION}"
 
         with pytest.raises(DatabaseInUse, match=f"using {db_path} \\(pid {holder.pid}\\)"):
-            async with ConversationStore.open(db_path):
+            async with SQLiteStore.open(db_path):
                 pass
     finally:
         holder.communicate(timeout=10)  # closing stdin ends the hold
 
-    async with ConversationStore.open(db_path) as store:  # the kernel released its lock
+    async with SQLiteStore.open(db_path) as store:  # the kernel released its lock
         assert await store.get_meta(f"started-{holder.pid}") == "yes"
 
 
 async def test_without_flock_the_store_opens_with_a_warning(db_path, monkeypatch, caplog):
     monkeypatch.setattr(store_module, "fcntl", None)
 
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         await store.set_meta("k", "v")
 
     assert [r.levelno for r in caplog.records if "No process lock" in r.message] == [
@@ -219,7 +219,7 @@ async def test_wal_switch_answered_busy_at_once_is_retried(db_path, monkeypatch)
 
     monkeypatch.setattr(aiosqlite.Connection, "execute", busy_at_first)
 
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         await store.set_meta("k", "v")
 
     assert refusals == [0]

@@ -15,7 +15,7 @@ import pytest
 from bot.chat import ChatService, Question
 from bot.conversation import Message
 from bot.errors import StoreError
-from bot.store import MIGRATIONS, TURN_CONTEXT, ChannelSettings, ConversationStore, TurnRecord
+from bot.storage.sqlite import MIGRATIONS, TURN_CONTEXT, ChannelSettings, SQLiteStore, TurnRecord
 from tests.conftest import ask_events, make_config
 
 
@@ -32,7 +32,7 @@ def turn(channel: int, n: int, *, user: int = 1) -> TurnRecord:
 
 
 @pytest.fixture
-def trips(store: ConversationStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def trips(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the functions the store sends to its database thread, in order."""
     sent: list[str] = []
     connection = store._db
@@ -162,7 +162,7 @@ async def test_a_schema_3_database_migrates_and_keeps_its_turns(db_path):
         )
     raw.close()
 
-    async with ConversationStore.open(db_path) as store:
+    async with SQLiteStore.open(db_path) as store:
         new_id = await store.add_turn(turn(1, 8))
         _, history = await store.turn_context(1, None, 5)
 

@@ -13,7 +13,7 @@ from simcord.builders import ChannelHandle
 from bot.access import AccessPolicy
 from bot.chat import ChatService
 from bot.client import ChatBot
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 from tests.conftest import make_config
 
 
@@ -27,7 +27,7 @@ def config_overrides() -> dict[str, Any]:
     return {}
 
 
-def build_bot(store: ConversationStore, chat_model: Any, access: AccessPolicy, **config: Any):
+def build_bot(store: SQLiteStore, chat_model: Any, access: AccessPolicy, **config: Any):
     service = ChatService(store, chat_model, make_config(**config))
     return ChatBot(service=service, store=store, access=access)
 

@@ -15,7 +15,7 @@ import pytest
 import simcord.interactions
 
 from bot.conversation import Message
-from bot.store import TurnRecord
+from bot.storage.sqlite import TurnRecord
 from cogs import _export as summaries
 
 ROUNDS = 60

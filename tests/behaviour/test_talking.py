@@ -8,7 +8,7 @@ from contextlib import closing
 import pytest
 
 from bot.access import AccessPolicy
-from bot.store import ConversationStore
+from bot.storage.sqlite import SQLiteStore
 from tests.behaviour.conftest import build_bot
 from tests.fake_openai import Reply
 from tests.speakers import said
@@ -219,7 +219,7 @@ async def test_the_conversation_survives_a_restart(world, llm_server, db_path, c
     restarted = db_path.with_name("restarted.db")
     with closing(sqlite3.connect(db_path)) as live, closing(sqlite3.connect(restarted)) as copy:
         live.backup(copy)
-    async with ConversationStore.open(restarted) as fresh_store:
+    async with SQLiteStore.open(restarted) as fresh_store:
         await world.env.restart_bot(build_bot(fresh_store, chat_model, AccessPolicy()))
         await world.alice.send(world.channel, f"{world.bot_mention} what number?")
 

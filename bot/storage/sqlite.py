@@ -1,4 +1,6 @@
-"""The SQLite store: schema, migrations and every SQL statement chatlab runs.
+"""The SQLite engine (the default): its schema, migrations and every SQL statement it runs.
+
+It implements `bot.storage.base.Store`; its migrations are the files in sql/sqlite/.
 
 One long-lived aiosqlite connection in WAL mode. Every statement is parameterised. A turn
 (question, answer and the usage the API reported) is written in one transaction, so after a
@@ -51,7 +53,6 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,6 +60,16 @@ import aiosqlite
 
 from bot.conversation import Message, Round, legacy_framing_tokens
 from bot.errors import DatabaseInUse, DatabaseMissing, StorageFull, StoreError
+from bot.storage.base import load_migrations
+from bot.storage.local import LocalClaims, LocalCooldowns, process_shards
+from bot.storage.records import (
+    ChannelSettings,
+    PromptChange,
+    StoredMessage,
+    SystemPrompt,
+    TurnRecord,
+    Usage,
+)
 
 try:
     import fcntl
@@ -74,102 +85,9 @@ MINIMUM_SQLITE = (3, 35, 0)  # INSERT ... RETURNING
 BUSY_TIMEOUT_SECONDS = 5  # how long a statement waits for another connection's lock
 
 # Ordered migrations: MIGRATIONS[n] takes the schema from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE channels (
-        channel_id         INTEGER PRIMARY KEY,
-        system_prompt      TEXT,
-        prompt_set_by_id   INTEGER,
-        prompt_set_by_name TEXT,
-        prompt_set_at      REAL,
-        model              TEXT
-    );
-    CREATE TABLE prompt_changes (
-        id          INTEGER PRIMARY KEY,
-        channel_id  INTEGER NOT NULL,
-        prompt      TEXT,
-        set_by_id   INTEGER,
-        set_by_name TEXT,
-        set_at      REAL NOT NULL
-    );
-    CREATE INDEX prompt_changes_by_channel ON prompt_changes (channel_id, id);
-    CREATE TABLE turns (
-        id                INTEGER PRIMARY KEY,
-        channel_id        INTEGER NOT NULL,
-        user_id           INTEGER,
-        model             TEXT NOT NULL,
-        prompt_tokens     INTEGER,
-        completion_tokens INTEGER,
-        created_at        REAL NOT NULL
-    );
-    CREATE INDEX turns_by_channel ON turns (channel_id);
-    CREATE TABLE messages (
-        id          INTEGER PRIMARY KEY,
-        channel_id  INTEGER NOT NULL,
-        turn_id     INTEGER NOT NULL REFERENCES turns (id) ON DELETE CASCADE,
-        role        TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
-        author_id   INTEGER,
-        author_name TEXT,
-        content     TEXT NOT NULL,
-        tokens      INTEGER NOT NULL,
-        created_at  REAL NOT NULL
-    );
-    CREATE INDEX messages_by_channel ON messages (channel_id, id);
-    CREATE TABLE meta (
-        key   TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-    """,
-    # 2: the Discord id of each turn's question (to forget a deleted question), and the user
-    # rows' token counts raised to the JSON speaker framing (they were counted for `[Name]: `).
-    """
-    ALTER TABLE turns ADD COLUMN question_message_id INTEGER;
-    CREATE INDEX turns_by_question ON turns (channel_id, question_message_id);
-    UPDATE messages SET tokens = tokens + chatlab_legacy_framing_tokens(content, author_name)
-        WHERE role = 'user';
-    """,
-    # 3: a channel's reasoning effort (for models that take one), inherited like its model.
-    """
-    ALTER TABLE channels ADD COLUMN reasoning_effort TEXT;
-    """,
-    # 4: a whole turn in one statement (one trip to the database thread instead of four). The
-    # view has no rows; inserting into it runs the trigger, which writes the turn, then its
-    # question (whose turn is the row just inserted), then its answer (the question's turn).
-    # A failure anywhere undoes the whole statement. And whether a message's `tokens` is a
-    # bound (its UTF-8 length, when no vocabulary had been loaded to count it) rather than a
-    # count; rows stored before were counted.
-    """
-    ALTER TABLE messages ADD COLUMN tokens_bound INTEGER NOT NULL DEFAULT 0;
-    CREATE VIEW turn_writes AS SELECT
-        t.channel_id, t.user_id, t.model, t.prompt_tokens, t.completion_tokens, t.created_at,
-        t.question_message_id,
-        q.role AS question_role, q.author_name AS question_author_name,
-        q.content AS question_content,
-        q.tokens AS question_tokens, q.tokens_bound AS question_tokens_bound,
-        a.role AS answer_role, a.author_id AS answer_author_id,
-        a.author_name AS answer_author_name, a.content AS answer_content,
-        a.tokens AS answer_tokens, a.tokens_bound AS answer_tokens_bound
-        FROM turns AS t, messages AS q, messages AS a WHERE 0;
-    CREATE TRIGGER turn_writes_insert INSTEAD OF INSERT ON turn_writes
-    BEGIN
-        INSERT INTO turns (channel_id, user_id, model, prompt_tokens, completion_tokens,
-                           created_at, question_message_id)
-            VALUES (NEW.channel_id, NEW.user_id, NEW.model, NEW.prompt_tokens,
-                    NEW.completion_tokens, NEW.created_at, NEW.question_message_id);
-        INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,
-                              tokens, tokens_bound, created_at)
-            VALUES (NEW.channel_id, last_insert_rowid(), NEW.question_role, NEW.user_id,
-                    NEW.question_author_name, NEW.question_content, NEW.question_tokens,
-                    NEW.question_tokens_bound, NEW.created_at);
-        INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,
-                              tokens, tokens_bound, created_at)
-            SELECT NEW.channel_id, turn_id, NEW.answer_role, NEW.answer_author_id,
-                   NEW.answer_author_name, NEW.answer_content, NEW.answer_tokens,
-                   NEW.answer_tokens_bound, NEW.created_at
-            FROM messages WHERE id = last_insert_rowid();
-    END;
-    """,
-)
+# Ordered migrations, one file each in sql/sqlite/NNNN_name.sql: file n takes the schema from
+# version n - 1 to n (PRAGMA user_version).
+MIGRATIONS: tuple[str, ...] = load_migrations("sqlite")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # A turn in one statement (migrations 4, 5). RETURNING is evaluated once every change the statement
@@ -209,62 +127,7 @@ EXPORT_NEWEST_FIRST = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SystemPrompt:
-    text: str
-    set_by_id: int | None
-    set_by_name: str | None
-    set_at: float | None
-    inherited: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelSettings:
-    prompt: SystemPrompt | None
-    model: str | None
-    reasoning_effort: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PromptChange:
-    prompt: str | None
-    set_by_id: int | None
-    set_by_name: str | None
-    set_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    answers: int
-    prompt_tokens: int
-    completion_tokens: int
-    unreported: int  # answers whose server sent no usage
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    message: Message
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class TurnRecord:
-    """A completed turn, as it is written."""
-
-    channel_id: int
-    model: str
-    question: Message
-    answer: Message
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    question_message_id: int | None = None  # the Discord message (or interaction) asked in
-
-
-class ConversationStore:
+class SQLiteStore:
     def __init__(self, connection: aiosqlite.Connection, path: Path | None = None) -> None:
         self._db = connection
         # One connection serves every coroutine: a transaction must not let another coroutine's
@@ -274,10 +137,13 @@ class ConversationStore:
         self._path = path
         self._identity = _identity(os.stat(path)) if path is not None else None
         self._missing_reported = False
+        # One process owns the file (its lock): claims and cooldowns live in memory.
+        self._claims = LocalClaims()
+        self._cooldowns = LocalCooldowns()
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, path: str | os.PathLike[str]) -> AsyncIterator[ConversationStore]:
+    async def open(cls, path: str | os.PathLike[str]) -> AsyncIterator[SQLiteStore]:
         """Open (creating if need be, readable by its owner only) and migrate the database.
 
         Raises `StoreError` (one line, for the admin) for a path that is not a database file,
@@ -305,9 +171,7 @@ class ConversationStore:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def _connected(
-        cls, target: Path | str, path: Path | None
-    ) -> AsyncIterator[ConversationStore]:
+    async def _connected(cls, target: Path | str, path: Path | None) -> AsyncIterator[SQLiteStore]:
         try:
             connection = await aiosqlite.connect(target, isolation_level=None)
         except sqlite3.Error as exc:
@@ -667,6 +531,19 @@ class ConversationStore:
             )
 
         await self._transaction(work)
+
+    # -- several processes (one, on SQLite: see bot/storage/local.py) ----------------------
+
+    async def claim_question(self, question_id: int) -> bool:
+        return self._claims.claim(question_id)
+
+    async def take_cooldown(self, key: str, seconds: float) -> float:
+        return self._cooldowns.take(key, seconds)
+
+    def claim_shards(
+        self, shard_ids: Sequence[int]
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        return process_shards(shard_ids)
 
 
 def _settings(rows: Iterable[Sequence[Any]], channel_id: int) -> ChannelSettings:
