@@ -110,7 +110,7 @@ async def run(settings: Settings, *, sync_only: bool = False) -> None:
         bot = ChatBot(
             service=service,
             store=store,
-            access=AccessPolicy.from_settings(settings),
+            access=AccessPolicy.from_settings(settings, cooldowns=store),
             dev_guild_id=settings.dev_guild_id,
             sync_on_start=not sync_only,
             export_cooldown=settings.export_cooldown_seconds,

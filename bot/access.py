@@ -1,7 +1,8 @@
 """Who may ask where, and how often — the same rules for slash commands and mentions.
 
 The original app had a password; on Discord the gate is the server's own structure: optional
-lists of channels and roles, whether DMs are answered, and a per-member cooldown. Everything here
+lists of channels and roles, whether DMs are answered, and a per-member cooldown (kept by the
+store when one is given, so that it holds across processes). Everything here
 takes plain ids, so the edge passes what Discord told it and renders the refusal.
 
 A member who keeps being refused (cooldown, a full queue, an empty mention) must not make the bot
@@ -14,8 +15,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.settings import Settings
+from bot.storage.local import LocalCooldowns
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,10 @@ class Asker:
     in_dm: bool
 
 
+class CooldownBook(Protocol):
+    async def take_cooldown(self, key: str, seconds: float) -> float: ...
+
+
 @dataclass
 class AccessPolicy:
     allow_dms: bool = True
@@ -42,17 +49,23 @@ class AccessPolicy:
     cooldown: float = 0.0
     notice_interval: float = 30.0
     clock: Callable[[], float] = field(default=lambda: time.monotonic())
-    _last_asked: dict[int, float] = field(default_factory=dict)
+    # Where cooldowns are kept: the store, so that they hold across processes (on PostgreSQL);
+    # unset, in this process.
+    cooldowns: CooldownBook | None = None
     _last_notice: dict[int, float] = field(default_factory=dict)
+    _local: LocalCooldowns | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AccessPolicy:
+    def from_settings(
+        cls, settings: Settings, cooldowns: CooldownBook | None = None
+    ) -> AccessPolicy:
         return cls(
             allow_dms=settings.allow_dms,
             channel_ids=settings.allowed_channel_ids,
             role_ids=settings.allowed_role_ids,
             cooldown=settings.user_cooldown_seconds,
             notice_interval=settings.notice_interval_seconds,
+            cooldowns=cooldowns,
         )
 
     def may_use(self, asker: Asker) -> Refusal | None:
@@ -69,20 +82,22 @@ class AccessPolicy:
             return Refusal("access.roles")
         return None
 
-    def admit(self, asker: Asker) -> Refusal | None:
+    async def admit(self, asker: Asker) -> Refusal | None:
         """`may_use`, then the cooldown, which is spent only when the question is admitted."""
         refusal = self.may_use(asker)
         if refusal is not None:
             return refusal
         if self.cooldown <= 0:
             return None
-        now = self.clock()
-        last = self._last_asked.get(asker.user_id)
-        if last is not None and now - last < self.cooldown:
-            wait = self.cooldown - (now - last)
+        key = f"ask:{asker.user_id}"
+        if self.cooldowns is not None:
+            wait = await self.cooldowns.take_cooldown(key, self.cooldown)
+        else:
+            if self._local is None:
+                self._local = LocalCooldowns(self.clock)
+            wait = self._local.take(key, self.cooldown)
+        if wait > 0:
             return Refusal("access.cooldown", {"seconds": max(1, round(wait))})
-        self._last_asked[asker.user_id] = now
-        _forget_older(self._last_asked, now - self.cooldown)
         return None
 
     def may_notify(self, user_id: int) -> bool:

@@ -48,6 +48,7 @@ from bot.errors import (
     Refused,
     ShuttingDown,
     Stopped,
+    StoreError,
     ThinkingExhausted,
 )
 from bot.families import Family, family_of
@@ -301,6 +302,19 @@ class ChatService:
         if len(slot.waiting) >= per_channel:
             return QueueFull(per_channel, per_member=False)
         return None
+
+    async def claim(self, question_id: int) -> bool:
+        """Whether this Discord message or interaction is new: False for a duplicate delivery
+        (a gateway replay, or two processes during a rolling deploy), which is not answered.
+
+        If the store cannot tell, the question is answered (a duplicate is rare; a question
+        dropped in silence would be a worse failure, and writing its turn will report the store).
+        """
+        try:
+            return await self._store.claim_question(question_id)
+        except StoreError as exc:
+            log.warning("Could not claim question %s: %s", question_id, exc)
+            return True
 
     async def ask(
         self, question: Question

@@ -57,7 +57,9 @@ class ChatCog(commands.Cog):
         if not text:
             await interaction.response.send_message(sentence(locale, "ask.empty"), ephemeral=True)
             return
-        refusal = self.bot.access.admit(asker_of(interaction.user, interaction.channel))
+        if not await self.bot.service.claim(interaction.id):
+            return  # another process (or a replay) has it
+        refusal = await self.bot.access.admit(asker_of(interaction.user, interaction.channel))
         if refusal is not None:
             await interaction.response.send_message(
                 refusal_sentence(refusal, locale), ephemeral=True
@@ -112,6 +114,8 @@ class ChatCog(commands.Cog):
             # A reply to the bot with its ping switched off: without the message-content intent
             # Discord sends it empty, so there is nothing to answer and nobody to hint.
             return
+        if not await self.bot.service.claim(message.id):
+            return  # delivered twice (a gateway replay, or another process has it)
         locale = message_locale(message)
         asker = asker_of(message.author, message.channel)
         refusal = self.bot.access.may_use(asker)
@@ -119,7 +123,7 @@ class ChatCog(commands.Cog):
             hint = sentence(locale, "ask.hint", name=self.bot.user.display_name)
             await self._notify(message, hint)
             return
-        if refusal is None and (refusal := self.bot.access.admit(asker)) is not None:
+        if refusal is None and (refusal := await self.bot.access.admit(asker)) is not None:
             await self._notify(message, refusal_sentence(refusal, locale), reaction=TOO_FAST)
             return
         if refusal is not None:
