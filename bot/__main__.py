@@ -21,13 +21,12 @@ import traceback
 from collections.abc import Iterable
 
 import discord
-import openai
 
 from bot.access import AccessPolicy
 from bot.chat import ChatConfig, ChatService
 from bot.client import ChatBot
 from bot.errors import StoreError
-from bot.llm import OpenAIChatModel
+from bot.llm import OpenAIChatModel, open_client
 from bot.settings import Settings, SettingsError, load_settings, redact_url
 from bot.storage import open_store
 
@@ -86,11 +85,12 @@ def configure_logging(settings: Settings) -> RedactSecrets:
 async def run(settings: Settings, *, sync_only: bool = False) -> None:
     async with (
         open_store(settings.database_url, settings.database_path) as store,
-        openai.AsyncOpenAI(
+        open_client(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,
             max_retries=settings.max_retries,
             timeout=settings.request_timeout,
+            http_backend=settings.http_backend,
         ) as client,
     ):
         log.info(

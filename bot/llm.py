@@ -69,6 +69,29 @@ from bot.families import Family, family_of
 log = logging.getLogger(__name__)
 
 
+def open_client(
+    *,
+    api_key: str,
+    base_url: str | None,
+    max_retries: int,
+    timeout: float,
+    http_backend: str = "httpx",
+) -> openai.AsyncOpenAI:
+    """The openai client chatlab talks to the model server with (close it: `async with`).
+
+    `http_backend` "aiohttp" gives the SDK's documented aiohttp transport
+    (`openai.DefaultAioHttpClient`, the `aiohttp` extra) instead of its own httpx one.
+    """
+    http_client = openai.DefaultAioHttpClient() if http_backend == "aiohttp" else None
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=max_retries,
+        timeout=timeout,
+        http_client=http_client,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Reasoning:
     """A piece of the model's thinking: shown as "thinking", never stored nor sent back."""
