@@ -84,7 +84,9 @@ async def test_turn_context_is_what_channel_settings_and_history_say(store):
             )
             assert context == expected, (channel, parent, rounds)
     settings, _ = await store.turn_context(1, 5, 1)
-    assert settings == ChannelSettings(settings.prompt, "gpt-4", "low")
+    assert settings == ChannelSettings(
+        settings.prompt, "gpt-4", "low", inherited=frozenset({"model"})
+    )
 
 
 async def test_turn_context_leaves_out_a_turn_cut_by_its_limit(store):
@@ -103,7 +105,8 @@ async def test_turn_context_leaves_out_a_turn_cut_by_its_limit(store):
 
 
 async def test_turn_context_reads_only_the_channels_newest_rows(store):
-    async with store._db.execute(f"EXPLAIN QUERY PLAN {TURN_CONTEXT}", (1, None, 1, 10)) as cursor:
+    parameters = {"channel": 1, "parent": 5, "rounds": 10}
+    async with store._db.execute(f"EXPLAIN QUERY PLAN {TURN_CONTEXT}", parameters) as cursor:
         plan = [row[-1] for row in await cursor.fetchall()]
 
     assert any("messages USING INDEX messages_by_channel" in step for step in plan), plan

@@ -57,7 +57,11 @@ class Store(Protocol):
     async def turn_context(
         self, channel_id: int, parent_id: int | None, max_rounds: int
     ) -> tuple[ChannelSettings, list[Round]]:
-        """What a turn reads, in one trip: `channel_settings` and `history` together."""
+        """What a turn reads, in one trip: `channel_settings` and `history` together.
+
+        The history's round count is the channel's "history_rounds" option (its own, else its
+        parent's), else `max_rounds`: `history(channel_id, that)`.
+        """
         ...
 
     async def add_turn(self, turn: TurnRecord) -> int:
@@ -104,7 +108,13 @@ class Store(Protocol):
         ...
 
     async def set_system_prompt(
-        self, channel_id: int, prompt: str | None, *, by_id: int | None, by_name: str | None
+        self,
+        channel_id: int,
+        prompt: str | None,
+        *,
+        by_id: int | None,
+        by_name: str | None,
+        guild_id: int | None = None,
     ) -> None:
         """Set (or with None, clear) the channel's prompt, and record who changed it, when."""
         ...
@@ -113,14 +123,22 @@ class Store(Protocol):
         """The channel's latest system-prompt changes, newest first."""
         ...
 
-    async def set_channel_model(self, channel_id: int, model: str | None) -> None: ...
+    async def set_channel_model(
+        self, channel_id: int, model: str | None, *, guild_id: int | None = None
+    ) -> None: ...
 
-    async def set_channel_effort(self, channel_id: int, effort: str | None) -> None: ...
+    async def set_channel_effort(
+        self, channel_id: int, effort: str | None, *, guild_id: int | None = None
+    ) -> None: ...
 
     async def set_channel_option(
         self, channel_id: int, name: str, value: str | None, *, guild_id: int | None = None
     ) -> None:
-        """Set (or with None, unset, so it is inherited or the default again) one option."""
+        """Set (or with None, unset, so it is inherited or the default again) one option.
+
+        Like the setters above, a `guild_id` given (None in DMs, or not known) is kept with the
+        channel's settings; one not given leaves the one kept as it was.
+        """
         ...
 
     async def reset_channel_settings(self, channel_id: int) -> None:

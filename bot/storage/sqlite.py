@@ -38,7 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import itertools
+import json
 import logging
 import os
 import sqlite3
@@ -49,8 +52,10 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Collection,
     Iterable,
     Iterator,
+    Mapping,
     Sequence,
 )
 from pathlib import Path
@@ -58,7 +63,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.conversation import Message, Round, legacy_framing_tokens
+from bot.conversation import Attachment, Message, Round, legacy_framing_tokens
 from bot.errors import DatabaseInUse, DatabaseMissing, StorageFull, StoreError
 from bot.storage.base import load_migrations
 from bot.storage.local import LocalClaims, LocalCooldowns, process_shards
@@ -78,6 +83,7 @@ except ImportError:  # Windows: no process lock there (a warning says so at open
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Parameters = Sequence[object] | Mapping[str, object]
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_MAX_INTEGER = 2**63 - 1
@@ -90,41 +96,71 @@ BUSY_TIMEOUT_SECONDS = 5  # how long a statement waits for another connection's 
 MIGRATIONS: tuple[str, ...] = load_migrations("sqlite")
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# A turn in one statement (migrations 4, 5). RETURNING is evaluated once every change the statement
-# makes is done (the trigger's included), under the write lock: the newest turn is this one.
-WRITE_TURN = (
-    "INSERT INTO turn_writes (channel_id, user_id, model, prompt_tokens, completion_tokens,"
-    " created_at, question_message_id, question_role, question_author_name, question_content,"
-    " question_tokens, question_tokens_bound, answer_role, answer_author_id, answer_author_name,"
-    " answer_content, answer_tokens, answer_tokens_bound)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " RETURNING (SELECT max(id) FROM turns)"
+# A turn in one statement (migrations 4, 5): the turn's row, then one row per blob its question
+# refers to (see 0005's turn_writes_blob). RETURNING is evaluated once every change the statement
+# makes is done (the triggers' included), under the write lock: the newest turn is this one.
+TURN_COLUMNS = (
+    "channel_id, guild_id, user_id, model, prompt_tokens, completion_tokens, created_at,"
+    " question_message_id, question_role, question_author_name, question_content,"
+    " question_tokens, question_tokens_bound, question_attachments, answer_role,"
+    " answer_author_id, answer_author_name, answer_content, answer_tokens, answer_tokens_bound,"
+    " answer_attachments"
+)
+BLOB_COLUMNS = "blob_sha256, blob_media_type, blob_size, blob_data"
+TURN_ROW = "(" + ", ".join(["?"] * 21) + ", NULL, NULL, NULL, NULL)"
+BLOB_ROW = "(" + ", ".join(["NULL"] * 21) + ", ?, ?, ?, ?)"
+
+
+@functools.lru_cache(maxsize=16)
+def write_turn_sql(blob_rows: int) -> str:
+    """The statement that writes a turn whose question refers to `blob_rows` blobs."""
+    values = ", ".join([TURN_ROW] + [BLOB_ROW] * blob_rows)
+    return (
+        f"INSERT INTO turn_writes ({TURN_COLUMNS}, {BLOB_COLUMNS}) VALUES {values}"  # noqa: S608 - constants and ? only
+        " RETURNING (SELECT max(id) FROM turns)"
+    )
+
+
+WRITE_TURN = write_turn_sql(0)
+
+# A channel's settings: rows of kind 0 are its `channels` row and its parent's, rows of kind 2
+# their `channel_options` (name, value). Ten columns, so that messages can follow (kind 1).
+SETTINGS_ROWS = (
+    "SELECT 0, channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name, prompt_set_at,"
+    " model, reasoning_effort, NULL, NULL FROM channels WHERE channel_id IN (:channel, :parent)"
+    " UNION ALL"
+    " SELECT 2, channel_id, name, value, NULL, NULL, NULL, NULL, NULL, NULL"
+    " FROM channel_options WHERE channel_id IN (:channel, :parent)"
+)
+CHANNEL_SETTINGS = SETTINGS_ROWS
+
+# A channel's newest messages (kind 1), newest first, through the (channel_id, id) index: twice
+# the history_rounds option in force (its own, else its parent's; two primary-key look-ups
+# inside the query), else twice :rounds.
+MESSAGE_ROWS = (
+    "SELECT * FROM (SELECT 1, id, turn_id, role, content, tokens, author_id, author_name,"
+    " tokens_bound, attachments FROM messages WHERE channel_id = :channel ORDER BY id DESC"
+    " LIMIT max(0, 2 * coalesce("
+    "(SELECT CAST(value AS INTEGER) FROM channel_options"
+    " WHERE channel_id = :channel AND name = 'history_rounds'),"
+    " (SELECT CAST(value AS INTEGER) FROM channel_options"
+    " WHERE channel_id = :parent AND name = 'history_rounds'),"
+    " :rounds)))"
 )
 
-# A channel's settings (its own row and its parent's) and its newest messages, in one query:
-# rows of kind 0 are `channels` rows, rows of kind 1 are messages (newest first, through the
-# (channel_id, id) index, at most the LIMIT of them).
-TURN_CONTEXT = (
-    "SELECT 0, channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name, prompt_set_at,"
-    " model, reasoning_effort, NULL FROM channels WHERE channel_id IN (?, ?)"
-    " UNION ALL"
-    " SELECT * FROM (SELECT 1, id, turn_id, role, content, tokens, author_id, author_name,"
-    " tokens_bound FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT ?)"
-)
-CHANNEL_SETTINGS = (
-    "SELECT channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name, prompt_set_at,"
-    " model, reasoning_effort FROM channels WHERE channel_id IN (?, ?)"
-)
+# What a turn reads, in one query: the channel's settings and its newest messages.
+TURN_CONTEXT = " UNION ALL ".join((SETTINGS_ROWS, MESSAGE_ROWS))
 
 # Keyset pages of a channel's messages: after (or before) the last id of the previous page.
 EXPORT_OLDEST_FIRST = (
-    "SELECT id, role, content, tokens, author_id, author_name, created_at, tokens_bound"
-    " FROM messages WHERE channel_id = ? AND id > ? ORDER BY id LIMIT ?"
+    "SELECT id, role, content, tokens, author_id, author_name, created_at, tokens_bound,"
+    " attachments FROM messages WHERE channel_id = ? AND id > ? ORDER BY id LIMIT ?"
 )
 EXPORT_NEWEST_FIRST = (
-    "SELECT id, role, content, tokens, author_id, author_name, created_at, tokens_bound"
-    " FROM messages WHERE channel_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    "SELECT id, role, content, tokens, author_id, author_name, created_at, tokens_bound,"
+    " attachments FROM messages WHERE channel_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
 )
+BLOBS_PER_QUERY = 500  # digests looked up per statement (well under SQLite's variable limit)
 
 
 class SQLiteStore:
@@ -296,13 +332,13 @@ class SQLiteStore:
             log.critical("%s", error)
         raise error
 
-    async def _fetchall(self, sql: str, params: tuple[object, ...]) -> list[sqlite3.Row]:
+    async def _fetchall(self, sql: str, params: Parameters) -> list[sqlite3.Row]:
         async def work() -> list[sqlite3.Row]:
             return list(await self._db.execute_fetchall(sql, params))  # one trip to the thread
 
         return await self._run(work)
 
-    async def _write(self, sql: str, params: tuple[object, ...]) -> list[sqlite3.Row]:
+    async def _write(self, sql: str, params: Parameters) -> list[sqlite3.Row]:
         """One write statement, atomic on its own (autocommit): one trip to the thread."""
 
         async def work() -> list[sqlite3.Row]:
@@ -311,7 +347,7 @@ class SQLiteStore:
 
         return await self._run(work)
 
-    async def _fetchone(self, sql: str, params: tuple[object, ...]) -> sqlite3.Row | None:
+    async def _fetchone(self, sql: str, params: Parameters) -> sqlite3.Row | None:
         rows = await self._fetchall(sql, params)
         return rows[0] if rows else None
 
@@ -322,8 +358,8 @@ class SQLiteStore:
         if max_rounds <= 0:
             return []
         rows = await self._fetchall(
-            "SELECT turn_id, role, content, tokens, author_id, author_name, tokens_bound"
-            " FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT ?",
+            "SELECT turn_id, role, content, tokens, author_id, author_name, tokens_bound,"
+            " attachments FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT ?",
             (channel_id, max_rounds * 2),
         )
         return _pair_rounds(reversed(rows))
@@ -332,51 +368,74 @@ class SQLiteStore:
         self, channel_id: int, parent_id: int | None, max_rounds: int
     ) -> tuple[ChannelSettings, list[Round]]:
         """What a turn reads, in one trip to the database: the channel's settings (as
-        `channel_settings`) and its newest `max_rounds` whole rounds (as `history`)."""
+        `channel_settings`) and its newest whole rounds (as `history`): as many as its
+        "history_rounds" option says (its own, else its parent's), else `max_rounds`."""
         rows = await self._fetchall(
-            TURN_CONTEXT, (channel_id, parent_id, channel_id, max(0, max_rounds) * 2)
+            TURN_CONTEXT, {"channel": channel_id, "parent": parent_id, "rounds": max_rounds}
         )
-        settings = [r[1:] for r in rows if r[0] == 0]
         messages = sorted((r for r in rows if r[0] == 1), key=lambda r: r[1])  # oldest first
         rounds = _pair_rounds(r[2:] for r in messages)
-        return _settings(settings, channel_id), rounds
+        return _settings((r for r in rows if r[0] != 1), channel_id), rounds
 
     async def add_turn(self, turn: TurnRecord) -> int:
         """Write a whole turn in one statement (so in one transaction); returns the turn's id.
 
-        A usage figure that is not a whole number from 0 to 2**63 - 1 (what a broken server may
-        report) is stored as NULL, i.e. unreported, rather than failing the turn.
+        The question's attachments are stored as records with it, and the bytes of those in
+        `turn.blobs` (and of every image) once per digest, linked to the question: a blob
+        neither in `turn.blobs` nor stored already fails the turn (a StoreError, nothing
+        written). A usage figure that is not a whole number from 0 to 2**63 - 1 (what a broken
+        server may report) is stored as NULL, i.e. unreported, rather than failing the turn.
         """
         question, answer = turn.question, turn.answer
-        row = await self._write(
-            WRITE_TURN,
-            (
-                turn.channel_id,
-                question.author_id,
-                turn.model,
-                _usage_figure(turn.prompt_tokens),
-                _usage_figure(turn.completion_tokens),
-                time.time(),
-                turn.question_message_id,
-                question.role,
-                question.author_name,
-                question.content,
-                question.tokens,
-                int(question.bound),
-                answer.role,
-                answer.author_id,
-                answer.author_name,
-                answer.content,
-                answer.tokens,
-                int(answer.bound),
-            ),
-        )
+        params: list[object] = [
+            turn.channel_id,
+            turn.guild_id,
+            question.author_id,
+            turn.model,
+            _usage_figure(turn.prompt_tokens),
+            _usage_figure(turn.completion_tokens),
+            time.time(),
+            turn.question_message_id,
+            question.role,
+            question.author_name,
+            question.content,
+            question.tokens,
+            int(question.bound),
+            _attachments_json(question.attachments),
+            answer.role,
+            answer.author_id,
+            answer.author_name,
+            answer.content,
+            answer.tokens,
+            int(answer.bound),
+            _attachments_json(answer.attachments),
+        ]
+        linked = _linked_blobs(question.attachments, turn.blobs)
+        for attachment in linked:
+            data = turn.blobs.get(attachment.sha256)
+            size = len(data) if data is not None else attachment.size
+            params += (attachment.sha256, attachment.media_type, size, data)
+        row = await self._write(write_turn_sql(len(linked)), params)
         return int(row[0][0])
+
+    async def blobs(self, digests: Collection[str]) -> dict[str, bytes]:
+        """The stored bytes of these attachments (by SHA-256 hex digest); absent ones left out."""
+        wanted = list(dict.fromkeys(digests))
+        found: dict[str, bytes] = {}
+        for first in range(0, len(wanted), BLOBS_PER_QUERY):
+            chunk = wanted[first : first + BLOBS_PER_QUERY]
+            rows = await self._fetchall(
+                f"SELECT sha256, data FROM blobs WHERE sha256 IN {_marks(len(chunk))}",  # noqa: S608 - ? only
+                chunk,
+            )
+            found.update((digest, bytes(data)) for digest, data in rows)
+        return found
 
     async def reset(self, channel_id: int) -> int:
         """Forget the channel's messages; returns how many rounds were forgotten.
 
-        Usage figures are accounting and stay; the system prompt stays too.
+        Usage figures are accounting and stay; the system prompt stays too. The messages'
+        blobs go with them unless another message still refers to them (0005's trigger).
         """
 
         async def work() -> int:
@@ -392,8 +451,9 @@ class SQLiteStore:
     async def forget_question(self, channel_id: int, message_id: int) -> bool:
         """Forget the turn asked by Discord message `message_id`; True if there was one.
 
-        Its question and answer leave the history (and the export). The turn row stays, as
-        the record of the tokens that were spent on it: usage figures still count it.
+        Its question and answer leave the history (and the export), with their blobs unless
+        another message still refers to them. The turn row stays, as the record of the tokens
+        that were spent on it: usage figures still count it.
         """
 
         async def work() -> bool:
@@ -424,7 +484,10 @@ class SQLiteStore:
             if not rows:
                 return
             yield [
-                StoredMessage(Message(r[1], r[2], r[3], r[4], r[5], bool(r[7])), created_at=r[6])
+                StoredMessage(
+                    Message(r[1], r[2], r[3], r[4], r[5], bool(r[7]), _attachments(r[8])),
+                    created_at=r[6],
+                )
                 for r in rows
             ]
             if len(rows) < page_size:
@@ -454,16 +517,19 @@ class SQLiteStore:
     async def channel_settings(
         self, channel_id: int, parent_id: int | None = None
     ) -> ChannelSettings:
-        """The channel's prompt, model and reasoning effort; a thread inherits each from its
-        parent until set."""
-        rows = await self._fetchall(
-            CHANNEL_SETTINGS,
-            (channel_id, parent_id),
-        )
+        """The channel's prompt, model, reasoning effort and options; a thread inherits each
+        from its parent until set."""
+        rows = await self._fetchall(CHANNEL_SETTINGS, {"channel": channel_id, "parent": parent_id})
         return _settings(rows, channel_id)
 
     async def set_system_prompt(
-        self, channel_id: int, prompt: str | None, *, by_id: int | None, by_name: str | None
+        self,
+        channel_id: int,
+        prompt: str | None,
+        *,
+        by_id: int | None,
+        by_name: str | None,
+        guild_id: int | None = None,
     ) -> None:
         """Set (or with None, clear) the channel's prompt, and record who changed it, when."""
 
@@ -471,12 +537,13 @@ class SQLiteStore:
             now = time.time()
             await self._db.execute(
                 "INSERT INTO channels (channel_id, system_prompt, prompt_set_by_id,"
-                " prompt_set_by_name, prompt_set_at) VALUES (?, ?, ?, ?, ?)"
+                " prompt_set_by_name, prompt_set_at, guild_id) VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (channel_id) DO UPDATE SET system_prompt = excluded.system_prompt,"
                 " prompt_set_by_id = excluded.prompt_set_by_id,"
                 " prompt_set_by_name = excluded.prompt_set_by_name,"
-                " prompt_set_at = excluded.prompt_set_at",
-                (channel_id, prompt, by_id, by_name, now),
+                " prompt_set_at = excluded.prompt_set_at,"
+                " guild_id = coalesce(excluded.guild_id, channels.guild_id)",
+                (channel_id, prompt, by_id, by_name, now, guild_id),
             )
             await self._db.execute(
                 "INSERT INTO prompt_changes (channel_id, prompt, set_by_id, set_by_name, set_at)"
@@ -495,26 +562,81 @@ class SQLiteStore:
         )
         return [PromptChange(*row) for row in rows]
 
-    async def set_channel_model(self, channel_id: int, model: str | None) -> None:
+    async def set_channel_model(
+        self, channel_id: int, model: str | None, *, guild_id: int | None = None
+    ) -> None:
+        await self._write(
+            "INSERT INTO channels (channel_id, model, guild_id) VALUES (?, ?, ?)"
+            " ON CONFLICT (channel_id) DO UPDATE SET model = excluded.model,"
+            " guild_id = coalesce(excluded.guild_id, channels.guild_id)",
+            (channel_id, model, guild_id),
+        )
+
+    async def set_channel_effort(
+        self, channel_id: int, effort: str | None, *, guild_id: int | None = None
+    ) -> None:
+        await self._write(
+            "INSERT INTO channels (channel_id, reasoning_effort, guild_id) VALUES (?, ?, ?)"
+            " ON CONFLICT (channel_id) DO UPDATE SET reasoning_effort = excluded.reasoning_effort,"
+            " guild_id = coalesce(excluded.guild_id, channels.guild_id)",
+            (channel_id, effort, guild_id),
+        )
+
+    async def set_channel_option(
+        self, channel_id: int, name: str, value: str | None, *, guild_id: int | None = None
+    ) -> None:
+        """Set (or with None, unset, so it is inherited or the default again) one option.
+
+        A guild id given is kept on the option and on the channel's row."""
+
+        async def work() -> None:
+            if value is None:
+                await self._db.execute(
+                    "DELETE FROM channel_options WHERE channel_id = ? AND name = ?",
+                    (channel_id, name),
+                )
+            else:
+                await self._db.execute(
+                    "INSERT INTO channel_options (channel_id, name, value, guild_id, set_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel_id, name) DO UPDATE SET"
+                    " value = excluded.value, set_at = excluded.set_at,"
+                    " guild_id = coalesce(excluded.guild_id, channel_options.guild_id)",
+                    (channel_id, name, value, guild_id, time.time()),
+                )
+            if guild_id is not None:
+                await self._db.execute(
+                    "INSERT INTO channels (channel_id, guild_id) VALUES (?, ?)"
+                    " ON CONFLICT (channel_id) DO UPDATE SET guild_id = excluded.guild_id",
+                    (channel_id, guild_id),
+                )
+
+        await self._transaction(work)
+
+    async def reset_channel_settings(self, channel_id: int) -> None:
+        """Unset the channel's model, effort and every option (not its prompt, not history)."""
+
         async def work() -> None:
             await self._db.execute(
-                "INSERT INTO channels (channel_id, model) VALUES (?, ?)"
-                " ON CONFLICT (channel_id) DO UPDATE SET model = excluded.model",
-                (channel_id, model),
+                "UPDATE channels SET model = NULL, reasoning_effort = NULL WHERE channel_id = ?",
+                (channel_id,),
+            )
+            await self._db.execute(
+                "DELETE FROM channel_options WHERE channel_id = ?", (channel_id,)
             )
 
         await self._transaction(work)
 
-    async def set_channel_effort(self, channel_id: int, effort: str | None) -> None:
-        async def work() -> None:
-            await self._db.execute(
-                "INSERT INTO channels (channel_id, reasoning_effort) VALUES (?, ?)"
-                " ON CONFLICT (channel_id)"
-                " DO UPDATE SET reasoning_effort = excluded.reasoning_effort",
-                (channel_id, effort),
-            )
-
-        await self._transaction(work)
+    async def channels_with_option(self, name: str, values: Collection[str]) -> list[int]:
+        """The channels whose own `name` option is one of `values` (e.g. the chat channels)."""
+        wanted = list(dict.fromkeys(values))
+        if not wanted:
+            return []
+        rows = await self._fetchall(
+            "SELECT DISTINCT channel_id FROM channel_options"  # noqa: S608 - ? only
+            f" WHERE name = ? AND value IN {_marks(len(wanted))} ORDER BY channel_id",
+            [name, *wanted],
+        )
+        return [int(row[0]) for row in rows]
 
     # -- small key/value facts (e.g. the command tree last synced) -----------------------
 
@@ -547,35 +669,102 @@ class SQLiteStore:
 
 
 def _settings(rows: Iterable[Sequence[Any]], channel_id: int) -> ChannelSettings:
-    """A channel's settings from its `channels` row and its parent's (CHANNEL_SETTINGS' columns)."""
-    rows = list(rows)
-    own = next((r for r in rows if r[0] == channel_id), None)
-    parent = next((r for r in rows if r[0] != channel_id), None)
+    """A channel's settings from SETTINGS_ROWS: its own and its parent's `channels` rows
+    (kind 0) and options (kind 2). Each setting is the channel's own, else its parent's."""
+    rows_of: dict[bool, Sequence[Any]] = {}
+    options_of: dict[bool, dict[str, str]] = {True: {}, False: {}}
+    for row in rows:
+        own = row[1] == channel_id
+        if row[0] == 0:
+            rows_of[own] = row
+        else:
+            options_of[own][row[2]] = row[3]
     prompt: SystemPrompt | None = None
-    model: str | None = None
-    effort: str | None = None
-    for row, inherited in ((own, False), (parent, True)):
-        if row is None:
+    values: dict[str, str | None] = {"model": None, "reasoning_effort": None}
+    inherited = {name for name in options_of[False] if name not in options_of[True]}
+    for own in (True, False):
+        if (found := rows_of.get(own)) is None:
             continue
-        if prompt is None and row[1] is not None:
-            prompt = SystemPrompt(row[1], row[2], row[3], row[4], inherited=inherited)
-        model = model or row[5]
-        effort = effort or row[6]
-    return ChannelSettings(prompt, model, effort)
+        if prompt is None and found[2] is not None:
+            prompt = SystemPrompt(found[2], found[3], found[4], found[5], inherited=not own)
+        for name, value in (("model", found[6]), ("reasoning_effort", found[7])):
+            if not values[name] and value:
+                values[name] = value
+                if not own:
+                    inherited.add(name)
+    return ChannelSettings(
+        prompt,
+        values["model"],
+        values["reasoning_effort"],
+        options={**options_of[False], **options_of[True]},
+        inherited=frozenset(inherited),
+    )
 
 
 def _pair_rounds(rows_oldest_first: Iterable[Sequence[Any]]) -> list[Round]:
     """Pair each turn's question with its answer; a turn cut by the LIMIT is left out."""
     rounds: list[Round] = []
     pending: tuple[int, Message] | None = None
-    for turn_id, role, content, tokens, author_id, author_name, bound in rows_oldest_first:
-        message = Message(role, content, tokens, author_id, author_name, bool(bound))
+    for (
+        turn_id,
+        role,
+        content,
+        tokens,
+        author_id,
+        author_name,
+        bound,
+        attached,
+    ) in rows_oldest_first:
+        message = Message(
+            role, content, tokens, author_id, author_name, bool(bound), _attachments(attached)
+        )
         if role == "user":
             pending = (turn_id, message)
         elif pending is not None and pending[0] == turn_id:
             rounds.append(Round(pending[1], message))
             pending = None
     return rounds
+
+
+def _marks(count: int) -> str:
+    """`(?, ?, ...)`: `count` parameters for an IN list."""
+    return "(" + ", ".join(["?"] * count) + ")"
+
+
+ATTACHMENT_FIELDS = tuple(field.name for field in dataclasses.fields(Attachment))
+
+
+def _attachments_json(attachments: Sequence[Attachment]) -> str | None:
+    """A message's attachment records as stored (a JSON array; NULL when there are none)."""
+    if not attachments:
+        return None
+    return json.dumps(
+        [dataclasses.asdict(attachment) for attachment in attachments],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _attachments(stored: str | None) -> tuple[Attachment, ...]:
+    """A message's attachment records back from their JSON (fields unknown here are skipped)."""
+    if not stored:
+        return ()
+    return tuple(
+        Attachment(**{name: value for name, value in record.items() if name in ATTACHMENT_FIELDS})
+        for record in json.loads(stored)
+    )
+
+
+def _linked_blobs(
+    attachments: Sequence[Attachment], blobs: Mapping[str, bytes]
+) -> list[Attachment]:
+    """The attachments whose bytes are stored with the question, one per digest: every image,
+    and any other whose bytes came with the turn."""
+    linked: dict[str, Attachment] = {}
+    for attachment in attachments:
+        if attachment.kind == "image" or attachment.sha256 in blobs:
+            linked.setdefault(attachment.sha256, attachment)
+    return list(linked.values())
 
 
 def _claim(path: str | os.PathLike[str], held: contextlib.ExitStack) -> Path:
