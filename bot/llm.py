@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
+import aiohttp
 import anyio
 import httpx2
 import openai
@@ -143,8 +144,9 @@ _UNSUPPORTED_CODES = ("unsupported_parameter", "unsupported_value")
 # Local reasoning models whose chat template opens the <think> block itself, so that the content
 # starts with thinking and only `</think>` marks where the answer begins.
 _TAGLESS_THINKERS = re.compile(r"deepseek-r1|(?:^|[-_/:.])r1(?:$|[-_:.])|qwq|thinking", re.I)
-# The errors the SDK itself maps to APIConnectionError / APITimeoutError (openai._streaming).
-_TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
+# The errors the SDK itself maps to APIConnectionError / APITimeoutError (openai._streaming), and
+# what the SDK's aiohttp transport lets through unmapped (a reply that is not HTTP, for one).
+_TRANSPORT_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream, aiohttp.ClientError)
 # json.loads less its whitespace scans: a chunk's JSON from an index, and where it ends.
 _decode_json = json.JSONDecoder().raw_decode
 _DRAIN_SECONDS = 0.1  # the SDK's own bound on reading past [DONE]
@@ -402,13 +404,20 @@ class OpenAIChatModel:
         except TimeoutError as exc:
             raise ModelTimedOut(f"no complete answer within {self._deadline:g}s") from exc
         except httpx2.TimeoutException as exc:  # a read timeout mid-answer
+            if _misreported_timeout(exc):
+                raise Interrupted("the connection dropped mid-answer") from exc
             raise ModelTimedOut("the model server timed out") from exc
         except _TRANSPORT_ERRORS as exc:
+            if not started:  # only the aiohttp transport's unmapped errors get here unwrapped
+                raise ModelUnreachable("cannot reach the model server") from exc
             raise Interrupted("the connection dropped mid-answer") from exc
         except openai.APIConnectionError as exc:
-            if started and not isinstance(exc, openai.APITimeoutError):
+            timed_out = isinstance(exc, openai.APITimeoutError) and not _misreported_timeout(exc)
+            if timed_out:
+                raise ModelTimedOut("the model server timed out") from exc
+            if started:
                 raise Interrupted("the connection dropped mid-answer") from exc
-            raise _translate(exc, model) from exc
+            raise ModelUnreachable("cannot reach the model server") from exc
         except openai.OpenAIError as exc:
             raise _translate(exc, model) from exc
         except ValueError as exc:  # a chunk that is not JSON
@@ -767,6 +776,23 @@ def _translate(exc: openai.OpenAIError, model: str) -> LLMError:
         return ModelServerError(f"the model server failed with HTTP {exc.status_code}")
     # Another fault mid-stream.
     return Interrupted(f"the answer was cut short ({type(exc).__name__})")
+
+
+def _misreported_timeout(exc: BaseException) -> bool:
+    """True if `exc` is a timeout only by the SDK's aiohttp transport's mistake.
+
+    That transport (openai 3.57, `openai.DefaultAioHttpClient`) maps every aiohttp connection
+    error to httpx's ConnectTimeout: a refused or reset connection, a DNS or TLS failure, a
+    server that hung up. Its own cause tells: an aiohttp connection error that is no timeout.
+    """
+    cause = exc.__cause__
+    for _ in range(4):  # APITimeoutError <- httpx2.ConnectTimeout <- the aiohttp error
+        if cause is None:
+            return False
+        if isinstance(cause, aiohttp.ClientConnectionError):
+            return not isinstance(cause, aiohttp.ServerTimeoutError)
+        cause = cause.__cause__
+    return False
 
 
 def _error(exc: openai.APIStatusError) -> dict[str, object]:

@@ -10,7 +10,7 @@ import pytest
 
 from bot.chat import Answer, ChatService, Question
 from bot.errors import StorageFull
-from bot.llm import OpenAIChatModel
+from bot.llm import OpenAIChatModel, open_client
 from bot.storage.sqlite import SQLiteStore
 from cogs._render import explain
 from tests.conftest import ask_events, make_config
@@ -49,11 +49,16 @@ FAULTS = {
 }
 
 
-@pytest.fixture
-async def quick_client(llm_server):
-    # Client read timeout 1 s, whole-answer deadline 1 s: faults end fast.
-    async with openai.AsyncOpenAI(
-        api_key="sk-test", base_url=llm_server.base_url, max_retries=0, timeout=1.0
+@pytest.fixture(params=["httpx", "aiohttp"])
+async def quick_client(llm_server, request):
+    # Client read timeout 0.5 s, whole-answer deadline 0.5 s: faults end fast. On both HTTP backends
+    # (HTTP_BACKEND): every fault must be told the same.
+    async with open_client(
+        api_key="sk-test",
+        base_url=llm_server.base_url,
+        max_retries=0,
+        timeout=0.5,
+        http_backend=request.param,
     ) as client:
         yield client
 
@@ -62,7 +67,7 @@ async def quick_client(llm_server):
 async def test_a_model_fault_is_explained_and_changes_nothing(
     store, quick_client, llm_server, fault
 ):
-    service = ChatService(store, OpenAIChatModel(quick_client, answer_deadline=1.0), make_config())
+    service = ChatService(store, OpenAIChatModel(quick_client, answer_deadline=0.5), make_config())
     replies, sentence = FAULTS[fault]
     for n in range(2):
         await ask(service, 1, f"before {n}")
@@ -80,7 +85,7 @@ async def test_a_model_fault_is_explained_and_changes_nothing(
 
 
 async def test_a_stalled_channel_does_not_hold_up_the_others(store, quick_client, llm_server):
-    service = ChatService(store, OpenAIChatModel(quick_client, answer_deadline=1.0), make_config())
+    service = ChatService(store, OpenAIChatModel(quick_client, answer_deadline=0.5), make_config())
     llm_server.then(Reply(text="abcdefgh", chunk_size=2, stall_after=1))
     stalled = asyncio.create_task(ask(service, 1, "this one stalls"))
     await llm_server.wait_for_requests(1)

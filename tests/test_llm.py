@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import socket
+import struct
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import aiohttp
+import httpx2
 import openai
 import pytest
 
@@ -21,7 +28,7 @@ from bot.errors import (
     RateLimited,
     Refused,
 )
-from bot.llm import Finished, OpenAIChatModel
+from bot.llm import Finished, OpenAIChatModel, open_client
 from tests.fake_openai import (
     FakeOpenAI,
     Reply,
@@ -616,3 +623,219 @@ async def test_the_stand_in_refuses_like_the_real_api(llm_server, openai_client)
         "param": "temperature",
         "code": "unsupported_value",
     }
+
+
+# -- both HTTP backends: every fault maps the same -----------------------------------------------
+#
+# HTTP_BACKEND=aiohttp is the SDK's documented aiohttp transport, which (openai 3.57) reports
+# every aiohttp connection error as a timeout. The adapter reads the error's cause instead.
+
+BACKENDS = ["httpx", "aiohttp"]
+# One SSE event of answer text, as the stand-in writes it.
+TEXT_EVENT = b'data: {"choices":[{"index":0,"delta":{"content":"ab"}}]}\n\n'
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[str]:
+    """A loopback server that reads the request and answers with whatever `handler` does."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the headers; the body is never looked at
+        await handler(reader, writer)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with an RST (SO_LINGER 0) instead of a FIN."""
+    writer.get_extra_info("socket").setsockopt(
+        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+    )
+    writer.close()
+
+
+async def reset_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    reset(writer)
+
+
+async def hang_up_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+async def not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def reset_mid_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n" % (len(TEXT_EVENT) * 2, TEXT_EVENT * 2)
+    )
+    await writer.drain()
+    await asyncio.sleep(0.02)  # the client has read the first events
+    reset(writer)
+
+
+async def ask_over(
+    backend: str, url: str, *, timeout: float = 5, deadline: float = 5
+) -> tuple[list[str], Finished]:
+    async with open_client(
+        api_key="sk-test", base_url=url, max_retries=0, timeout=timeout, http_backend=backend
+    ) as client:
+        return await collect(OpenAIChatModel(client, answer_deadline=deadline))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.mark.parametrize(
+    ("handler", "error"),
+    [
+        (reset_at_once, ModelUnreachable),
+        (hang_up_at_once, ModelUnreachable),
+        (not_http, ModelUnreachable),
+        (reset_mid_answer, Interrupted),
+    ],
+    ids=["reset before the reply", "hung up before the reply", "not HTTP", "reset mid-answer"],
+)
+async def test_a_broken_connection_maps_alike_on_both_backends(backend, handler, error):
+    async with raw_server(handler) as url:
+        with pytest.raises(error) as caught:
+            await ask_over(backend, url)
+
+    assert type(caught.value) is error
+
+
+async def test_connection_refused_is_unreachable_on_both_backends(backend):
+    async with FakeOpenAI() as server:
+        url = server.base_url  # the port is closed once the server stops
+
+    with pytest.raises(ModelUnreachable):
+        await ask_over(backend, url)
+
+
+async def test_a_dns_failure_is_unreachable_on_both_backends(backend, monkeypatch):
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    with pytest.raises(ModelUnreachable):
+        await ask_over(backend, "http://model-server.invalid/v1")
+
+
+async def test_a_tls_failure_is_unreachable_on_both_backends(backend, llm_server):
+    # TLS spoken to a plain HTTP server: the handshake fails.
+    with pytest.raises(ModelUnreachable):
+        await ask_over(backend, llm_server.base_url.replace("http://", "https://"))
+
+
+@pytest.mark.parametrize(
+    ("reply", "timeout", "deadline"),
+    [
+        (Reply(latency=2.0), 0.2, 30),  # the client's read timeout, before the first byte
+        (Reply(text="abcdefgh", chunk_size=2, stall_after=2), 0.2, 30),  # ... mid-answer
+        (Reply(text="x" * 40, chunk_size=1, pace=0.02), 5, 0.2),  # the answer's deadline
+    ],
+    ids=["no first byte", "stall mid-answer", "answer deadline"],
+)
+async def test_a_timeout_is_a_timeout_on_both_backends(
+    backend, llm_server, reply, timeout, deadline
+):
+    llm_server.then(reply)
+
+    with pytest.raises(ModelTimedOut):
+        await ask_over(backend, llm_server.base_url, timeout=timeout, deadline=deadline)
+
+
+async def test_a_connection_pool_timeout_stays_a_timeout_on_both_backends(backend, llm_server):
+    # A real timeout before the request is sent (no connection free in time): not "unreachable".
+    llm_server.then(Reply(text="abcdefgh", chunk_size=2, stall_after=1))
+    http = openai.DefaultAioHttpClient if backend == "aiohttp" else openai.DefaultAsyncHttpxClient
+    async with openai.AsyncOpenAI(
+        api_key="sk-test",
+        base_url=llm_server.base_url,
+        max_retries=0,
+        timeout=httpx2.Timeout(5, pool=0.1),
+        http_client=http(limits=httpx2.Limits(max_connections=1)),
+    ) as client:
+        model = OpenAIChatModel(client, answer_deadline=5)
+        stalled = model.stream(MESSAGES, model="m", max_tokens=50, temperature=0, top_p=1)
+        await anext(stalled)  # holds the only connection
+        try:
+            with pytest.raises(ModelTimedOut):
+                await collect(model)
+        finally:
+            await stalled.aclose()
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (rate_limited("7"), RateLimited),
+        (context_too_long(), ContextTooLong),
+        (unauthorized(), AuthenticationFailed),
+        (server_error(), ModelServerError),
+        (Reply(status=404, error_code="model_not_found", error_message="no"), ModelNotFound),
+        (Reply(text="partial answer", chunk_size=4, cut_after=2), Interrupted),
+    ],
+    ids=["429", "400 context", "401", "500", "404", "cut stream"],
+)
+async def test_http_errors_map_alike_on_both_backends(backend, llm_server, reply, error):
+    llm_server.then(reply)
+
+    with pytest.raises(error) as caught:
+        await ask_over(backend, llm_server.base_url)
+
+    if error is RateLimited:
+        assert caught.value.retry_after == 7.0
+
+
+async def test_both_backends_answer_and_reuse_one_connection(backend, llm_server):
+    async with open_client(
+        api_key="sk-test",
+        base_url=llm_server.base_url,
+        max_retries=0,
+        timeout=5,
+        http_backend=backend,
+    ) as client:
+        model = OpenAIChatModel(client, answer_deadline=5)
+        first, second = await collect(model), await collect(model)
+
+    assert first == second and "".join(first[0]) == "Hello from the stand-in."
+    assert len(set(llm_server.client_ports)) == 1
+
+
+class _DisconnectedMidAnswer(httpx2.AsyncByteStream):
+    """A body that breaks after one event the way the SDK's aiohttp transport reports it."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield TEXT_EVENT
+        try:
+            raise aiohttp.ServerDisconnectedError()
+        except aiohttp.ClientError as exc:
+            raise httpx2.ConnectTimeout(str(exc)) from exc  # its mapping of any connection error
+
+
+async def test_a_connection_lost_mid_answer_reported_as_a_timeout_is_interrupted():
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        headers = {"Content-Type": "text/event-stream"}
+        return httpx2.Response(200, headers=headers, stream=_DisconnectedMidAnswer())
+
+    async with openai.AsyncOpenAI(
+        api_key="sk-test",
+        base_url="http://model.test/v1",
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(answer)),
+    ) as client:
+        model = OpenAIChatModel(client, answer_deadline=5)
+        with pytest.raises(Interrupted):
+            await collect(model)
