@@ -20,6 +20,9 @@ A vocabulary costs tens of megabytes and a few hundred milliseconds to load, and
 settled by a byte-length bound (bot/conversation.py), so it is loaded on the first count that
 needs it (`counter_for`) and then kept; `loaded_counter` gives a counter only when using it loads
 nothing.
+
+An image costs what the provider's published formula says for OpenAI model names, and a
+documented estimate for other servers (`image_tokens`); it is charged in `Attachment.tokens`.
 """
 
 from __future__ import annotations
@@ -232,3 +235,79 @@ def _tiktoken_file_from_quicktok(filename: str) -> bytes:
         offset += 4
         lines.append(base64.b64encode(token) + b" " + str(rank).encode())
     return b"\n".join(lines) + b"\n"
+
+
+# OpenAI's high detail: fit in a 2048 x 2048 square, then the shortest side at most 768 px.
+FIT_SQUARE = 2048
+FIT_SHORT_SIDE = 768
+
+
+def fit_for_model(width: int, height: int) -> tuple[int, int]:
+    """The size OpenAI's high detail scales an image to (never larger than it is)."""
+    scale = min(1.0, FIT_SQUARE / max(width, height))
+    wide, high = width * scale, height * scale
+    scale = min(1.0, FIT_SHORT_SIDE / min(wide, high))
+    return max(1, round(wide * scale)), max(1, round(high * scale))
+
+
+# -- what an image costs ---------------------------------------------------------------------
+
+# OpenAI's published image costs ("Images and vision" guide, "Calculating costs",
+# platform.openai.com/docs/guides/images-vision#calculating-costs, checked 2025): tile models
+# charge a base plus a price per 512 px tile after the high-detail scaling above; patch models
+# count 32 px patches (at most 1536) times a multiplier. First match on the bare model name wins.
+# Measured bills agree (community.openai.com/t/1262691: gpt-4o-mini's 2833 + 5667 per tile).
+_TILE_MODELS: tuple[tuple[re.Pattern[str], int, int], ...] = (
+    (re.compile(r"gpt-4o-mini(?:$|-)"), 2833, 5667),
+    (re.compile(r"(?:o1|o1-pro|o3)(?:$|-\d)"), 75, 150),
+    (re.compile(r"computer-use"), 65, 129),
+    (re.compile(r"gpt-5(?:$|-\d|-chat|\.\d+(?:$|-\d|-chat))"), 70, 140),
+    (
+        re.compile(r"(?:gpt-4o|chatgpt-4o|gpt-4\.1|gpt-4\.5|gpt-4-turbo|gpt-4-vision)(?:$|-)"),
+        85,
+        170,
+    ),
+)
+_PATCH_MODELS: tuple[tuple[re.Pattern[str], float], ...] = (
+    (re.compile(r"gpt-4\.1-mini(?:$|-)"), 1.62),
+    (re.compile(r"gpt-4\.1-nano(?:$|-)"), 2.46),
+    (re.compile(r"o4-mini(?:$|-)"), 1.72),
+    (re.compile(r"gpt-5(?:\.\d+)?-mini(?:$|-)"), 1.62),
+    (re.compile(r"gpt-5(?:\.\d+)?-nano(?:$|-)"), 2.46),
+)
+TILE = 512
+PATCH = 32
+MAX_PATCHES = 1536
+# Other servers (Ollama, vLLM, LM Studio) run open models whose cost differs by model; chatlab
+# estimates one token per 28 x 28 pixels of the scaled image (Qwen2-VL's rate, the dearest of the
+# common ones: a 768 x 768 image is 784 tokens) plus a few for the image's delimiters, and never
+# less than gpt-4o's price for the size, so that the window errs on the small side.
+ESTIMATE_PIXELS_PER_TOKEN = 28
+ESTIMATE_EXTRA = 4
+
+
+def image_tokens(model: str, width: int, height: int) -> int:
+    """What an image of this size costs `model`, in prompt tokens (high detail)."""
+    name = model.rsplit("/", 1)[-1].split(":", 1)[0].lower()
+    for pattern, multiplier in _PATCH_MODELS:
+        if pattern.match(name):
+            return math.ceil(_patches(width, height) * multiplier)
+    width, height = fit_for_model(width, height)
+    for pattern, base, per_tile in _TILE_MODELS:
+        if pattern.match(name):
+            return base + per_tile * math.ceil(width / TILE) * math.ceil(height / TILE)
+    side = ESTIMATE_PIXELS_PER_TOKEN
+    estimate = math.ceil(width / side) * math.ceil(height / side) + ESTIMATE_EXTRA
+    return max(estimate, 85 + 170 * math.ceil(width / TILE) * math.ceil(height / TILE))
+
+
+def _patches(width: int, height: int) -> int:
+    """OpenAI's patch count: 32 px patches, scaled down to at most 1536 of them."""
+    if math.ceil(width / PATCH) * math.ceil(height / PATCH) > MAX_PATCHES:
+        shrink = math.sqrt(PATCH * PATCH * MAX_PATCHES / (width * height))
+        shrink *= min(
+            math.floor(width * shrink / PATCH) / (width * shrink / PATCH),
+            math.floor(height * shrink / PATCH) / (height * shrink / PATCH),
+        )
+        width, height = int(width * shrink), int(height * shrink)
+    return min(math.ceil(width / PATCH) * math.ceil(height / PATCH), MAX_PATCHES)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import tiktoken
 
 from bot import tokens
-from bot.tokens import EstimatingCounter, counter_for
+from bot.tokens import EstimatingCounter, counter_for, image_tokens
 
 
 @pytest.fixture(autouse=True)
@@ -176,3 +178,30 @@ def test_a_loaded_counter_is_given_only_once_its_vocabulary_is_loaded(monkeypatc
     shared = tokens.loaded_counter("gpt-4.1")  # the same vocabulary: kept, so nothing to load
     assert shared is not None and shared.name == "o200k_base"
     assert tokens.loaded_counter("gpt-4") is None  # cl100k_base is not loaded yet
+
+
+# -- images --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "width", "height", "tokens"),
+    [
+        # OpenAI's own worked examples (Images and vision guide, "Calculating costs")
+        ("gpt-4o", 1024, 1024, 765),  # 768x768: 4 tiles
+        ("gpt-4o", 2048, 4096, 1105),  # 1024x2048, then 768x1536: 6 tiles
+        ("openai/gpt-4.1", 512, 512, 85 + 170),
+        ("gpt-4o-mini", 1024, 1024, 2833 + 4 * 5667),
+        ("o3", 1024, 1024, 75 + 4 * 150),
+        ("gpt-5", 1024, 1024, 70 + 4 * 140),
+        ("gpt-4.1-mini", 1024, 1024, math.ceil(1024 * 1.62)),  # 32x32 patches
+        ("gpt-4.1-mini", 1800, 2400, math.ceil(1452 * 1.62)),  # the guide's capped example
+        ("llava:13b", 768, 768, 28 * 28 + 4),  # the documented estimate for other servers
+    ],
+)
+def test_image_tokens_follow_the_published_formulas(model, width, height, tokens):
+    assert image_tokens(model, width, height) == tokens
+
+
+def test_the_estimate_for_other_servers_is_never_below_gpt_4o():
+    for width, height in [(64, 64), (512, 512), (1024, 768), (3000, 1000), (768, 4000)]:
+        assert image_tokens("qwen2.5vl", width, height) >= image_tokens("gpt-4o", width, height)
