@@ -13,6 +13,10 @@ the cut answer is stored with `Answer.cut` set). `stop` ends the answer being wr
 asker or a moderator); `reset` drops the waiting questions, stops the answer in progress and
 forgets the history at once, without waiting its turn.
 
+Each turn uses the channel's own settings (bot/channels.py: temperature, reply length, history
+rounds, reasoning effort), a thread's inherited from its parent, the bot's settings by default;
+the window of history is chosen with the same round count the store's query read.
+
 The edge (cogs/) renders what `ask` yields; it passes plain ids and strings, never discord objects.
 """
 
@@ -26,6 +30,18 @@ from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 
+from bot.channels import (
+    BY_NAME,
+    CHARS_PER_TOKEN_CAP,
+    MODE,
+    QUESTION_ROOM,
+    REASONING_EFFORT,
+    ChannelValues,
+    Mode,
+    ModeBook,
+    history_rounds,
+    resolve,
+)
 from bot.conversation import (
     SPEAKER_NOTE,
     Message,
@@ -42,6 +58,7 @@ from bot.errors import (
     EmptyPrompt,
     EmptyQuestion,
     InvalidModel,
+    ModeUnavailable,
     PromptTooLong,
     QueueFull,
     Reason,
@@ -70,15 +87,15 @@ MAX_SYSTEM_PROMPT_CHARS = 4000
 # When the server says the context is too long despite our count, drop the oldest round and
 # retry, at most this many times.
 CONTEXT_RETRIES = 3
-# A token is about four characters of English and rarely more than a dozen; an answer longer
-# than this many characters per `max_tokens` comes from a server that ignores the limit.
-CHARS_PER_TOKEN_CAP = 16
 
 __all__ = [
     "Answer",
+    "ChannelInfo",
+    "ChannelValues",
     "ChatConfig",
     "ChatService",
     "Delta",
+    "Mode",
     "PromptChange",
     "Question",
     "Queued",
@@ -105,6 +122,8 @@ class ChatConfig:
     max_waiting_per_member: int = 2
     reasoning_effort: str | None = None  # None: the server's default
     model_families: tuple[tuple[str, str], ...] = ()  # (model or glob, family) overrides
+    message_content: str = "auto"  # MESSAGE_CONTENT: "off" refuses the chat and thread modes
+    chat_ignore_prefix: str = "//"  # a chat channel's messages starting with it are not for me
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChatConfig:
@@ -122,11 +141,14 @@ class ChatConfig:
             max_waiting_per_member=settings.max_waiting_per_member,
             reasoning_effort=settings.reasoning_effort,
             model_families=settings.model_families,
+            message_content=settings.message_content,
+            chat_ignore_prefix=settings.chat_ignore_prefix,
         )
 
     @property
     def answer_cap(self) -> int:
-        """The most characters an answer may have before it is cut (see CHARS_PER_TOKEN_CAP)."""
+        """The most characters an answer may have before it is cut, by default (a channel's
+        own reply length sets its own: `ChannelValues.answer_cap`)."""
         return self.max_tokens * CHARS_PER_TOKEN_CAP
 
 
@@ -138,6 +160,7 @@ class Question:
     text: str
     parent_id: int | None = None  # a thread's parent channel, whose settings it inherits
     message_id: int | None = None  # the Discord message (or interaction) that asked it
+    guild_id: int | None = None  # None in DMs
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +195,7 @@ class Answer:
     cut: bool = False  # the server wrote past `answer_cap`; `text` is the first `answer_cap`
     thought_seconds: float | None = None  # how long the model thought before answering
     reasoning_tokens: int | None = None  # as the server reported them
+    max_tokens: int | None = None  # the reply length it was asked with (the channel's)
 
     @property
     def truncated(self) -> bool:
@@ -184,6 +208,16 @@ class ChannelPrompt:
     text: str
     source: str  # "channel", "parent" or "default"
     record: SystemPrompt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """What /info shows: the model, the settings and the prompt in force, and their sources."""
+
+    model: str
+    model_source: str  # "channel", "parent" or "default"
+    values: ChannelValues
+    prompt: ChannelPrompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +314,8 @@ class ChatService:
         self._config = config
         self._queue = ChannelQueue()
         self._accepting = True
+        self._modes = ModeBook()
+        self._modes_filling = asyncio.Lock()
         # No vocabulary is loaded here: counts are bounded by byte length until a window needs
         # exact ones (bot/conversation.py `fit_window`), and then the vocabulary is kept.
 
@@ -357,8 +393,11 @@ class ChatService:
         channel, parent = question.channel_id, question.parent_id
         # One trip to the database for what the turn reads, one for what it writes.
         settings, history = await self._store.turn_context(channel, parent, self._config.max_rounds)
+        values = resolve(settings, self._config, in_thread=parent is not None)
+        # The store's query read this many rounds: the window is chosen among as many.
+        rounds = history_rounds(settings, self._config)
         model = self._model_in_force(settings.model)
-        effort = settings.reasoning_effort or self._config.reasoning_effort
+        effort = values.reasoning_effort
         tokenizer = self._config.tokenizer
         prompt = self._prompt_in_force(settings.prompt)
         system_text = f"{prompt.text}\n\n{SPEAKER_NOTE}" if prompt.text else SPEAKER_NOTE
@@ -378,15 +417,15 @@ class ChatService:
         system, asked, window = fit_window(
             history,
             context_window=self._config.context_window,
-            max_tokens=self._config.max_tokens,
-            max_rounds=self._config.max_rounds,
+            max_tokens=values.max_tokens,
+            max_rounds=rounds,
             system=system,
             question=asked,
             count=count,
         )
 
         dropped = 0
-        cap = self._config.answer_cap
+        cap = values.answer_cap
         while True:
             parts: list[str] = []
             length = 0
@@ -397,8 +436,8 @@ class ChatService:
             stream = self._model.stream(
                 prompt_messages(system, window, asked),
                 model=model,
-                max_tokens=self._config.max_tokens,
-                temperature=self._config.temperature,
+                max_tokens=values.max_tokens,
+                temperature=values.temperature,
                 top_p=self._config.top_p,
                 reasoning_effort=effort,
             )
@@ -456,7 +495,7 @@ class ChatService:
         answer_text = "".join(parts)
         if not answer_text.strip():
             if thinking is not None and finished.finish_reason == "length":
-                raise ThinkingExhausted(self._config.max_tokens)
+                raise ThinkingExhausted(values.max_tokens)
             raise EmptyAnswer("the model finished without writing anything")
         # Stored counts are exact when that loads nothing, else bounds (flagged as such).
         counter = loaded_counter(model, tokenizer)
@@ -476,6 +515,7 @@ class ChatService:
                 prompt_tokens=finished.prompt_tokens,
                 completion_tokens=finished.completion_tokens,
                 question_message_id=question.message_id,
+                guild_id=question.guild_id,
             )
         )
         if log.isEnabledFor(logging.DEBUG):
@@ -492,6 +532,7 @@ class ChatService:
             cut=cut,
             thought_seconds=None if thinking is None else (answering or thinking) - thinking,
             reasoning_tokens=finished.reasoning_tokens,
+            max_tokens=values.max_tokens,
         )
 
     def waiting(self, channel_id: int) -> int:
@@ -539,15 +580,23 @@ class ChatService:
         return ChannelPrompt(record.text, "parent" if record.inherited else "channel", record)
 
     async def set_system_prompt(
-        self, channel_id: int, text: str, *, by_id: int, by_name: str
+        self,
+        channel_id: int,
+        text: str,
+        *,
+        by_id: int,
+        by_name: str,
+        parent_id: int | None = None,
     ) -> None:
         text = clean_text(text)
         if not text:
             raise EmptyPrompt("the system prompt is empty")
         if len(text) > MAX_SYSTEM_PROMPT_CHARS:
             raise PromptTooLong(MAX_SYSTEM_PROMPT_CHARS)
-        # It must leave room for a reply and a short question.
-        room = self._config.context_window - self._config.max_tokens - 256
+        # It must leave room for a reply (the channel's length) and a short question.
+        settings = await self._store.channel_settings(channel_id, parent_id)
+        values = resolve(settings, self._config, in_thread=parent_id is not None)
+        room = self._config.context_window - values.max_tokens - QUESTION_ROOM
         if byte_bound(text) > room:  # the bound does not settle it: count exactly
             counter = counter_for(self._config.model, self._config.tokenizer)
             tokens = _count(counter, text)
@@ -625,6 +674,94 @@ class ChatService:
     async def set_channel_effort(self, channel_id: int, effort: str | None) -> None:
         """Set the channel's reasoning effort (None: back to the bot's default)."""
         await self._store.set_channel_effort(channel_id, effort)
+
+    async def channel_values(self, channel_id: int, parent_id: int | None = None) -> ChannelValues:
+        """The channel's settings in force (bot/channels.py), and where each comes from."""
+        settings = await self._store.channel_settings(channel_id, parent_id)
+        return resolve(settings, self._config, in_thread=parent_id is not None)
+
+    async def channel_info(self, channel_id: int, parent_id: int | None = None) -> ChannelInfo:
+        """Everything /info shows, in one read."""
+        settings = await self._store.channel_settings(channel_id, parent_id)
+        model = self._model_in_force(settings.model)
+        if settings.model is None or model != settings.model:
+            model_source = "default"
+        else:
+            model_source = "parent" if "model" in settings.inherited else "channel"
+        return ChannelInfo(
+            model=model,
+            model_source=model_source,
+            values=resolve(settings, self._config, in_thread=parent_id is not None),
+            prompt=self._prompt_in_force(settings.prompt),
+        )
+
+    async def set_channel_setting(
+        self,
+        channel_id: int,
+        name: str,
+        typed: str | None,
+        *,
+        parent_id: int | None = None,
+        guild_id: int | None = None,
+    ) -> ChannelValues:
+        """Set one of the channel's settings from what a moderator typed (None: unset it, so the
+        parent's or the default is in force again); returns the values in force after.
+
+        Raises `InvalidSetting` (the value is out of bounds, or not one of the choices), and
+        for a mode `ModeUnavailable`: in a DM (every message is answered there already), a
+        thread opening threads, or chat and thread modes switched off by MESSAGE_CONTENT=off.
+        """
+        setting = BY_NAME[name]
+        value = None if typed is None else setting.parse(typed, self._config)
+        if setting is MODE and value is not None:
+            if guild_id is None:
+                raise ModeUnavailable("dm")
+            if value == Mode.THREADS and parent_id is not None:
+                raise ModeUnavailable("thread")
+            if value != Mode.MENTION and self._config.message_content == "off":
+                raise ModeUnavailable("off")
+        stored = None if value is None else setting.text(value)
+        if setting is REASONING_EFFORT:
+            await self._store.set_channel_effort(channel_id, stored)
+        else:
+            await self._store.set_channel_option(channel_id, name, stored, guild_id=guild_id)
+        if setting is MODE:
+            self._modes.set(channel_id, None if stored is None else Mode(stored))
+        return await self.channel_values(channel_id, parent_id)
+
+    async def reset_channel_settings(
+        self, channel_id: int, parent_id: int | None = None
+    ) -> ChannelValues:
+        """Every setting of the channel (model, reasoning effort, options, mode) back to the
+        parent's or the default; the prompt and the history stay. Returns the values after."""
+        await self._store.reset_channel_settings(channel_id)
+        self._modes.set(channel_id, None)
+        return await self.channel_values(channel_id, parent_id)
+
+    async def channel_mode(self, channel_id: int, parent_id: int | None = None) -> Mode:
+        """The channel's mode, without a trip to the database (after the first call, which reads
+        every channel's mode once). A thread has its parent's until it has its own."""
+        if not self._modes.filled:
+            async with self._modes_filling:
+                if not self._modes.filled:
+                    try:
+                        found = {
+                            channel: mode
+                            for mode in Mode
+                            for channel in await self._store.channels_with_option(
+                                MODE.name, [mode.value]
+                            )
+                        }
+                    except StoreError as exc:  # tried again with the next message
+                        log.warning("Could not read the channels' modes: %s", exc)
+                        return Mode.MENTION
+                    self._modes.fill(found)
+        return self._modes.mode(channel_id, parent_id)
+
+    async def chat_channels(self) -> list[int]:
+        """The channels whose own mode answers messages without a mention (chat, threads)."""
+        await self.channel_mode(0)
+        return self._modes.channels()
 
     def family(self, model: str) -> Family:
         """How chatlab talks to `model` (which parameters it takes)."""

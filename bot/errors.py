@@ -10,7 +10,9 @@
     │   ├── ShuttingDown
     │   ├── EmptyPrompt
     │   ├── PromptTooLong             limit (characters) or tokens, room (tokens)
-    │   └── InvalidModel              model, choices
+    │   ├── InvalidModel              model, choices
+    │   ├── InvalidSetting            setting, value, low/high or choices: a channel setting
+    │   └── ModeUnavailable           reason: a chat/thread mode cannot be used here
     ├── LLMError                      the model could not give an answer (bot/llm.py maps the SDK's)
     │   ├── RateLimited               retry_after (seconds, or None)
     │   ├── QuotaExhausted
@@ -178,6 +180,69 @@ class InvalidModel(ChatError):
     @property
     def params(self) -> dict[str, object]:
         return {"model": self.model, "choices": ", ".join(self.choices)}
+
+
+class InvalidSetting(ChatError):
+    """A value a channel setting cannot take (bot/channels.py declares the bounds)."""
+
+    SETTINGS: ClassVar[frozenset[str]] = frozenset(
+        {"temperature", "max_tokens", "history_rounds", "reasoning_effort", "mode"}
+    )
+
+    def __init__(
+        self,
+        setting: str,
+        value: str = "",
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        choices: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(f"{value!r} is not a value of the {setting} setting")
+        self.setting = setting
+        self.value = value
+        self.low = low
+        self.high = high
+        self.choices = choices
+
+    @property
+    def message_key(self) -> str:
+        if self.setting in self.SETTINGS:
+            return f"channel_setting.invalid.{self.setting}"
+        return "channel_setting.invalid.any"
+
+    @property
+    def params(self) -> dict[str, object]:
+        return {
+            "value": self.value[:100],
+            "low": _plain(self.low),
+            "high": _plain(self.high),
+            "choices": ", ".join(self.choices),
+        }
+
+
+class ModeUnavailable(ChatError):
+    """A chat or thread mode cannot be used here: `reason` is "off" (MESSAGE_CONTENT=off),
+    "dm" (DMs answer every message already) or "thread" (a thread cannot open threads)."""
+
+    REASONS: ClassVar[frozenset[str]] = frozenset({"off", "dm", "thread"})
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the mode is not available here ({reason})")
+        self.reason = reason if reason in self.REASONS else "off"
+
+    @property
+    def message_key(self) -> str:
+        return f"channel_setting.unavailable.{self.reason}"
+
+
+def _plain(number: float | None) -> str:
+    """A bound as a member reads it: 2, 0.5, 7,936 (never 2.0)."""
+    if number is None:
+        return ""
+    if float(number).is_integer():
+        return f"{int(number):,}"
+    return f"{number:g}"
 
 
 # -- the model ----------------------------------------------------------------------------
