@@ -25,7 +25,8 @@
     │   ├── ModelServerError
     │   ├── Interrupted
     │   ├── EmptyAnswer
-    │   └── ThinkingExhausted         max_tokens: the whole reply budget went on thinking
+    │   ├── ThinkingExhausted         max_tokens: the whole reply budget went on thinking
+    │   └── ImagesNotSupported        model: the model takes no images (the service retries)
     └── StoreError                    the database could not do what was asked (bot/storage/)
         ├── StorageFull
         ├── DatabaseMissing
@@ -344,6 +345,21 @@ class ThinkingExhausted(LLMError):
     @property
     def params(self) -> dict[str, object]:
         return {"max_tokens": self.max_tokens}
+
+
+class ImagesNotSupported(LLMError):
+    """The server said the model takes no images (HTTP 400); the service asks again without
+    them, once, and remembers the model (bot/attachments.py `VisionPolicy`)."""
+
+    key = "attachment.images_not_supported"
+
+    def __init__(self, message: str, model: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+
+    @property
+    def params(self) -> dict[str, object]:
+        return {"model": self.model or "?"}
 
 
 # -- storage ------------------------------------------------------------------------------

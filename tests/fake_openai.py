@@ -14,6 +14,10 @@ OpenAI's own 400 body. Other names (local servers) take everything. A reply may 
 `<think>…</think>` (`"think"`) or without the opening tag (`"think_no_open"`), which the content's
 chunking splits anywhere; usage then reports `completion_tokens_details.reasoning_tokens`.
 
+Images: a user message's content may be a list of parts (text and `image_url`); the image parts of
+every request are recorded (`image_parts`, `images`), and models matching `text_only_models` refuse
+them with OpenAI's 400 (as gpt-3.5-turbo does), before any scripted reply is taken.
+
 In tests: `async with FakeOpenAI() as server: ... server.base_url`.
 As a separate process (benchmarks): `python -m tests.fake_openai --latency 1.0`, which prints
 `PORT <n>` once it listens.
@@ -142,6 +146,42 @@ def refusal(body: dict[str, Any], reasoning_models: str, effortless_models: str)
     return None
 
 
+def image_parts(body: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The image parts of a request body: (message index, the part), in order."""
+    found = []
+    for index, message in enumerate(body.get("messages") or []):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            found += [
+                (index, part)
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "image_url"
+            ]
+    return found
+
+
+def text_of(content: Any) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
+    if isinstance(content, list):
+        return "".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return str(content)
+
+
+def images_refused(body: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's 400 body for an image sent to a model that takes none."""
+    index, _ = image_parts(body)[0]
+    content = body["messages"][index]["content"]
+    position = next(i for i, p in enumerate(content) if p.get("type") == "image_url")
+    return {
+        "message": "Invalid content type. image_url is only supported by certain models.",
+        "type": "invalid_request_error",
+        "param": f"messages.[{index}].content.[{position}].type",
+        "code": None,
+    }
+
+
 def server_error() -> Reply:
     return Reply(status=500, error_type="server_error", error_message="The server had an error.")
 
@@ -157,12 +197,15 @@ class FakeOpenAI:
         seed: int = 0,
         reasoning_models: str = REASONING_MODELS,
         effortless_models: str = EFFORTLESS_MODELS,
+        text_only_models: str | None = None,
     ):
         self.default = default or Reply()
         # Regular expressions (matched from the start of the model's name) choosing what the
         # server refuses, like OpenAI; a proxy renaming models can be played by changing them.
         self.reasoning_models = reasoning_models
         self.effortless_models = effortless_models
+        # A regular expression (from the start of the model's name): models that take no images.
+        self.text_only_models = text_only_models
         # With failure_rate, that share of unscripted requests fail at random (seeded): a 500,
         # a 429, or a stream cut after its first words.
         self.failure_rate = failure_rate
@@ -193,6 +236,11 @@ class FakeOpenAI:
             )
             return fault
         return self.default
+
+    @property
+    def images(self) -> list[list[dict[str, Any]]]:
+        """Per request: its image parts, in order."""
+        return [[part for _, part in image_parts(body)] for body in self.requests]
 
     async def wait_for_requests(self, count: int) -> None:
         """Wait until `count` requests have arrived in all."""
@@ -231,6 +279,13 @@ class FakeOpenAI:
         async with self.arrived:
             self.arrived.notify_all()
         refused = refusal(body, self.reasoning_models, self.effortless_models)
+        if (
+            refused is None
+            and self.text_only_models is not None
+            and re.match(self.text_only_models, str(body.get("model", "")))
+            and image_parts(body)
+        ):
+            refused = images_refused(body)
         if refused is not None:
             return web.json_response({"error": refused}, status=400)
         reply = self.script.popleft() if self.script else self._unscripted()
@@ -248,7 +303,7 @@ class FakeOpenAI:
 
         text = reply.text
         if reply.echo:
-            users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+            users = [text_of(m["content"]) for m in body["messages"] if m["role"] == "user"]
             text = f"echo: {users[-1] if users else ''}"
         thinking: list[dict[str, Any]] = []
         content = text

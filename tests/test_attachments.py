@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 
+import openai
 import pytest
 from PIL import Image as PIL
 
@@ -21,6 +22,7 @@ from bot.attachments import (
     read_uploads,
     refuses_images,
 )
+from tests.fake_openai import FakeOpenAI, Reply
 
 
 def picture(fmt: str, size: tuple[int, int] = (64, 32), mode: str = "RGB", **save) -> bytes:
@@ -175,3 +177,20 @@ def test_vision_policy_by_glob_and_by_learning():
     assert policy.sees_images("gpt-4o")
     policy.learn("gpt-4o")
     assert not policy.sees_images("gpt-4o")
+
+
+async def test_the_stand_in_refuses_images_for_text_only_models_as_openai_does():
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}}
+    asked = [{"role": "user", "content": [{"type": "text", "text": "what is it?"}, image]}]
+    async with (
+        FakeOpenAI(Reply(echo=True), text_only_models=r"gpt-3\.5") as server,
+        openai.AsyncOpenAI(api_key="sk-test", base_url=server.base_url, max_retries=0) as client,
+    ):
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.chat.completions.create(model="gpt-3.5-turbo", messages=asked, stream=True)
+        error = refused.value.body
+        assert isinstance(error, dict) and refuses_images(error["message"], error["param"])
+        stream = await client.chat.completions.create(model="gpt-4o", messages=asked, stream=True)
+        answer = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        assert answer == "echo: what is it?"
+        assert server.images == [[image], [image]]
