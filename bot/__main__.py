@@ -1,34 +1,54 @@
-"""The composition root: settings → logging → resources → bot → start.
+"""The composition root and the command line: settings → logging → resources → bot → start.
 
-python -m bot          run the bot (the Procfile's worker)
-python -m bot sync     push the slash commands to Discord globally, then exit
+python -m bot                 run the bot (the Procfile's worker)
+python -m bot sync            push the slash commands to Discord globally, then exit
+python -m bot health          exit 0 if the bot is connected to Discord (a fresh heartbeat), else 1
+python -m bot migrate-to URL  copy the SQLite database (DATABASE_PATH) into PostgreSQL at URL
 
 Start-up fails with one line on stderr (`chatlab: ...`), never a traceback. No secret of the
 settings reaches a log line: the transport loggers that print whole URLs are kept at WARNING, and
 every root handler carries `RedactSecrets`, which replaces each of `Settings.secret_values()` with
 `***` in the message and in the traceback.
+
+Running: the process claims its shards in the store before it connects (no two processes ever
+run one shard; SHARD_COUNT unset claims shard 0, where a single process runs), asks for the
+Message Content intent if MESSAGE_CONTENT says so, and keeps the heartbeat while connected.
 """
 
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__" and sys.argv[1:] == ["health"]:
+    # Docker runs the health check every 30 s: answer it from the two heartbeat settings, without
+    # importing discord, openai and the rest of the bot (about a second of imports).
+    from bot.health import main as health_main
+
+    sys.exit(health_main())
 
 import argparse
 import asyncio
 import logging
 import re
 import signal
-import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import discord
 
+from bot import health
 from bot.access import AccessPolicy
 from bot.chat import ChatConfig, ChatService
-from bot.client import ChatBot
-from bot.errors import StoreError
+from bot.client import ChatBot, build_bot, choose_intents
+from bot.errors import ShardsInUse, StoreError
 from bot.llm import OpenAIChatModel, open_client
 from bot.settings import Settings, SettingsError, load_settings, redact_url
-from bot.storage import open_store
+from bot.storage import Store, open_store
+
+if TYPE_CHECKING:
+    from bot.storage.copy import CopyReport
 
 log = logging.getLogger("bot")
 
@@ -107,25 +127,92 @@ async def run(settings: Settings, *, sync_only: bool = False) -> None:
             ),
             ChatConfig.from_settings(settings),
         )
-        bot = ChatBot(
-            service=service,
-            store=store,
-            access=AccessPolicy.from_settings(settings, cooldowns=store),
-            dev_guild_id=settings.dev_guild_id,
-            sync_on_start=not sync_only,
-            export_cooldown=settings.export_cooldown_seconds,
-        )
-        async with bot:
-            token = settings.discord_token.get_secret_value()
-            if sync_only:
+        token = settings.discord_token.get_secret_value()
+        if sync_only:
+            async with _bot(settings, service, store, sync_on_start=False) as bot:
                 await bot.login(token)
                 await bot.sync_commands(force_global=True)
-                return
-            stopping = _stop_on_signals(bot, service, settings.shutdown_grace_seconds)
-            await bot.start(token)
-            if stopping.done():
-                stopping.result()  # surface a failure of the shutdown itself
+            return
+        shards = settings.process_shards
+        _warn_if_shards_cannot_share(settings, shards)
+        async with store.claim_shards(shards if shards is not None else (0,)):
+            intents = await choose_intents(settings.message_content, store)
+            async with (
+                _bot(settings, service, store, intents=intents, shards=shards) as bot,
+                health.heartbeat(
+                    settings.heartbeat_file,
+                    bot.gateway_connected,
+                    max_age=settings.heartbeat_max_age,
+                ),
+            ):
+                stopping = _stop_on_signals(bot, service, settings.shutdown_grace_seconds)
+                await bot.start(token)
+                if stopping.done():
+                    stopping.result()  # surface a failure of the shutdown itself
     log.info("Stopped; the database is closed")
+
+
+def _bot(
+    settings: Settings,
+    service: ChatService,
+    store: Store,
+    *,
+    intents: discord.Intents | None = None,
+    shards: Sequence[int] | None = None,
+    sync_on_start: bool = True,
+) -> ChatBot:
+    return build_bot(
+        service=service,
+        store=store,
+        access=AccessPolicy.from_settings(settings, cooldowns=store),
+        dev_guild_id=settings.dev_guild_id,
+        intents=intents,
+        sync_on_start=sync_on_start,
+        export_cooldown=settings.export_cooldown_seconds,
+        shard_count=settings.shard_count if shards is not None else None,
+        shard_ids=shards,
+    )
+
+
+def _warn_if_shards_cannot_share(settings: Settings, shards: Sequence[int] | None) -> None:
+    if shards is None or settings.shard_count is None:
+        return
+    log.info("Running shard(s) %s of %d", _shard_list(shards), settings.shard_count)
+    if settings.database_url is None and len(shards) < settings.shard_count:
+        log.warning(
+            "SHARD_IDS leaves shards to other processes, but they cannot share the SQLite file"
+            " %s: several processes need DATABASE_URL (PostgreSQL)",
+            settings.database_path,
+        )
+
+
+def _shard_list(shards: Sequence[int]) -> str:
+    """`0-3, 8` for (0, 1, 2, 3, 8)."""
+    runs: list[list[int]] = []
+    for shard in sorted(shards):
+        if runs and shard == runs[-1][-1] + 1:
+            runs[-1].append(shard)
+        else:
+            runs.append([shard])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
+
+
+async def migrate_to(url: str, source: Path) -> CopyReport:
+    """Copy the SQLite database at `source` into the (empty) PostgreSQL database at `url`."""
+    from bot.storage.copy import copy_to_postgres  # needs the `postgres` extra
+
+    return await copy_to_postgres(source, url)
+
+
+def _print_copy_report(report: CopyReport, source: Path, url: str) -> None:
+    print(f"Copied {source} to {redact_url(url)}:")
+    width = max(map(len, report.counts), default=0)
+    for table, count in report.counts.items():
+        print(f"  {table:<{width}}  {count:>10,}")
+    print(
+        f"Verified: the row counts are equal, and {report.sample_size:,} sampled turns read back"
+        " the same from both databases."
+    )
 
 
 def _stop_on_signals(bot: ChatBot, service: ChatService, grace: float) -> asyncio.Future[None]:
@@ -155,12 +242,36 @@ def _stop_on_signals(bot: ChatBot, service: ChatService, grace: float) -> asynci
     return done
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Run the chatlab bot.")
-    parser.add_argument("command", nargs="?", choices=["run", "sync"], default="run")
-    args = parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    commands.add_parser("run", help="run the bot (the default)")
+    commands.add_parser("sync", help="push the slash commands to Discord globally, then exit")
+    commands.add_parser(
+        "health", help="exit 0 if the bot is connected to Discord (a fresh heartbeat), else 1"
+    )
+    copy = commands.add_parser(
+        "migrate-to", help="copy the SQLite database into an empty PostgreSQL database"
+    )
+    copy.add_argument("url", help="postgresql://user:password@host:5432/chatlab")
+    copy.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        help="the SQLite file (default: DATABASE_PATH)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    if command == "health":
+        return health.main()
+    overrides = {"database_url": args.url} if command == "migrate-to" else {}
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)  # the target URL: validated, its password redacted
     except SettingsError as exc:
         print(f"chatlab: {exc}", file=sys.stderr)
         return 2
@@ -171,16 +282,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     try:
-        asyncio.run(run(settings, sync_only=args.command == "sync"))
+        if command == "migrate-to":
+            source = args.source or settings.database_path
+            report = asyncio.run(migrate_to(args.url, source))
+            _print_copy_report(report, source, args.url)
+            return 0
+        asyncio.run(run(settings, sync_only=command == "sync"))
+    except ShardsInUse as exc:
+        return fail(f"{exc}; stop that process, or give this one other SHARD_IDS.")
     except StoreError as exc:
         return fail(str(exc))
+    except ModuleNotFoundError as exc:
+        if exc.name != "asyncpg":
+            raise
+        return fail(
+            "PostgreSQL needs the postgres extra: pip install 'chatlab[postgres]'"
+            " (or leave DATABASE_URL unset to keep the SQLite file)."
+        )
     except discord.LoginFailure:
         return fail("Discord rejected DISCORD_TOKEN; copy it again from the portal.")
     except discord.PrivilegedIntentsRequired:
-        return fail("an intent the bot asked for is not enabled in the portal.")
+        return fail(
+            "Discord refused the Message Content intent: turn it on in the Developer Portal"
+            " (your application → Bot → Privileged Gateway Intents → Message Content), or set"
+            " MESSAGE_CONTENT=off to run without chat and thread channels."
+        )
     except discord.HTTPException as exc:  # at start-up: the login or the command sync
         hint = ""
-        if settings.dev_guild_id is not None and args.command == "run":
+        if settings.dev_guild_id is not None and command == "run":
             hint = "; is DEV_GUILD_ID the id of a server the bot has joined?"
         return fail(f"Discord refused a start-up request ({exc}){hint}")
     except OSError as exc:  # includes aiohttp's connection errors

@@ -1,8 +1,14 @@
-"""The Discord client: intents, allowed mentions, extensions, the command tree, command sync.
+"""The Discord client: intents, shards, allowed mentions, extensions, the command tree, sync.
 
-The bot needs no privileged intent: Discord delivers the content of messages that mention the
-bot, of replies that ping it, and of DMs without the message-content intent. With that intent
-enabled in the Developer Portal, replies to the bot that do not ping it are understood too.
+Mentions need no privileged intent: Discord delivers the content of messages that mention the
+bot, of replies that ping it, and of DMs without it. Chat and thread channels (answered without
+a mention) need the Message Content intent: `choose_intents` asks for it when MESSAGE_CONTENT is
+`on`, or `auto` and some channel is in such a mode at start; the portal must allow it.
+
+Sharding is discord.py's own: `ShardedChatBot` (an `AutoShardedBot`) runs the shards SHARD_IDS of
+SHARD_COUNT in this process; unset, `ChatBot` is one connection and Discord routes every guild
+to it. Either way `gateway_connected()` says whether every connection of the process is up (the
+heartbeat's test, bot/health.py).
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -27,6 +35,8 @@ from cogs._render import explain, refusal_sentence
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.chat", "cogs.manage", "cogs.settings")
+# The channel modes in which members talk to the bot without mentioning it (bot/channels.py).
+UNMENTIONED_MODES = ("chat", "threads")
 TREE_FINGERPRINT_KEY = "command_tree_fingerprint"
 # What the bot needs in a channel, and nothing more: read and answer (in threads too), reply to
 # the question (read history), mark a queued question, attach an export.
@@ -93,6 +103,7 @@ class ChatBot(commands.Bot):
         intents: discord.Intents | None = None,
         sync_on_start: bool = True,
         export_cooldown: float = 60.0,
+        **client_options: Any,
     ) -> None:
         # chatlab has no voice features: no warnings about voice libraries at every start.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
@@ -102,6 +113,7 @@ class ChatBot(commands.Bot):
             allowed_mentions=NO_PINGS,
             help_command=None,
             tree_cls=ChatTree,
+            **client_options,
         )
         self.service = service
         self.store = store
@@ -118,6 +130,13 @@ class ChatBot(commands.Bot):
         self.tree.on_error = self.tree.explain_error  # type: ignore[method-assign]
         if self.sync_on_start:
             await self.sync_commands()
+
+    def gateway_connected(self) -> bool:
+        """Whether the gateway connection is ready and open (the heartbeat beats only then)."""
+        if self.is_closed() or not self.is_ready():
+            return False
+        websocket = self.ws
+        return websocket is not None and bool(websocket.open)
 
     async def on_ready(self) -> None:
         assert self.user is not None
@@ -150,6 +169,49 @@ class ChatBot(commands.Bot):
         synced = await self.tree.sync()
         await self.store.set_meta(TREE_FINGERPRINT_KEY, fingerprint)
         log.info("Synced %d commands globally (may take up to an hour to show)", len(synced))
+
+
+class ShardedChatBot(ChatBot, commands.AutoShardedBot):
+    """The bot running `shard_ids` of `shard_count` shards in this process, one connection each.
+
+    Discord routes each guild to one shard (`(guild_id >> 22) % shard_count`) and every DM to
+    shard 0, so a channel's questions all reach the one process that runs its shard.
+    """
+
+    def __init__(self, *, shard_count: int, shard_ids: Sequence[int], **options: Any) -> None:
+        super().__init__(shard_count=shard_count, shard_ids=list(shard_ids), **options)
+
+    def gateway_connected(self) -> bool:
+        """Whether every shard of this process is ready and its connection open."""
+        if self.is_closed() or not self.is_ready() or not self.shards:
+            return False
+        return all(not shard.is_closed() for shard in self.shards.values())
+
+
+def build_bot(
+    *, shard_count: int | None = None, shard_ids: Sequence[int] | None = None, **options: Any
+) -> ChatBot:
+    """`ShardedChatBot` for SHARD_COUNT (running `shard_ids`, all by default); else `ChatBot`."""
+    if shard_count is None:
+        return ChatBot(**options)
+    ids = tuple(range(shard_count)) if shard_ids is None else tuple(shard_ids)
+    return ShardedChatBot(shard_count=shard_count, shard_ids=ids, **options)
+
+
+async def choose_intents(message_content: str, store: Store) -> discord.Intents:
+    """The gateway intents: the defaults, plus Message Content when MESSAGE_CONTENT is `on`, or
+    `auto` and some channel is a chat or thread channel (they are answered without a mention)."""
+    intents = discord.Intents.default()
+    if message_content == "on":
+        intents.message_content = True
+    elif message_content == "auto":
+        channels = await store.channels_with_option("mode", UNMENTIONED_MODES)
+        intents.message_content = bool(channels)
+        if channels:
+            log.info(
+                "Asking for the Message Content intent: %d chat or thread channel(s)", len(channels)
+            )
+    return intents
 
 
 async def command_tree_fingerprint(tree: app_commands.CommandTree[ChatBot]) -> str:

@@ -1,8 +1,11 @@
-"""`python -m bot` fails at start with one clear line, never a traceback."""
+"""`python -m bot`: start-up (shards, intents, heartbeat) and its failures, each one clear line,
+never a traceback; `migrate-to`."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -15,7 +18,11 @@ import discord
 import pytest
 from aiohttp import web
 
+import bot.__main__ as bot_main
 from bot.__main__ import QUIET_LOGGERS, RedactSecrets, main
+from bot.client import ChatBot, ShardedChatBot
+from bot.errors import ShardsInUse, StoreError
+from bot.storage.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,3 +223,210 @@ def test_discord_refusing_the_dev_guild_sync_stops_start_up_with_one_line(
     last = err.strip().splitlines()[-1]
     assert last.startswith("chatlab: Discord refused a start-up request (403 Forbidden")
     assert "DEV_GUILD_ID" in last and "Traceback" not in err and "FAKE-DISCORD-TOKEN" not in err
+
+
+@pytest.fixture
+def bot_env(tmp_path, monkeypatch, root_logging):
+    """An environment for main(["run"]) in this process: no .env, a fresh SQLite file."""
+    for name in [n for n in os.environ if n.isupper() and n not in ("PATH", "HOME", "LANG")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISCORD_TOKEN", "MTAx.FAKE-DISCORD-TOKEN.secret")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-abc")
+    monkeypatch.setenv("DATABASE_PATH", str(tmp_path / "chatlab.db"))
+    monkeypatch.setenv("HEARTBEAT_FILE", str(tmp_path / "chatlab.heartbeat"))
+    return monkeypatch
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """ChatBot.start replaced: the bots main() would connect, and nothing is connected."""
+    bots: list[ChatBot] = []
+
+    async def start(self: ChatBot, token: str, *, reconnect: bool = True) -> None:
+        bots.append(self)
+
+    monkeypatch.setattr(ChatBot, "start", start)
+    return bots
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and "FAKE-DISCORD-TOKEN" not in err
+    return lines[-1]
+
+
+def test_discord_refusing_the_message_content_intent_names_the_portal_switch(
+    bot_env, monkeypatch, capsys
+):
+    async def start(self: ChatBot, token: str, *, reconnect: bool = True) -> None:
+        raise discord.PrivilegedIntentsRequired(shard_id=0)
+
+    monkeypatch.setattr(ChatBot, "start", start)
+    bot_env.setenv("MESSAGE_CONTENT", "on")
+
+    code = main(["run"])
+
+    last = one_error_line(capsys.readouterr().err)
+    assert code == 1
+    assert last.startswith("chatlab: Discord refused the Message Content intent")
+    assert "Bot → Privileged Gateway Intents → Message Content" in last
+    assert "MESSAGE_CONTENT=off" in last
+
+
+async def chat_channel(path: Path, channel_id: int, mode: str) -> None:
+    async with SQLiteStore.open(path) as store:
+        await store.set_channel_option(channel_id, "mode", mode, guild_id=7)
+
+
+@pytest.mark.parametrize(
+    ("setting", "mode", "requested"),
+    [
+        ("auto", None, False),
+        ("auto", "chat", True),
+        ("auto", "threads", True),
+        ("auto", "mention", False),
+        ("on", None, True),
+        ("off", "chat", False),
+    ],
+)
+def test_the_message_content_intent_is_asked_for_as_message_content_says(
+    bot_env, started, tmp_path, setting, mode, requested
+):
+    if mode is not None:
+        asyncio.run(chat_channel(tmp_path / "chatlab.db", 123, mode))
+    bot_env.setenv("MESSAGE_CONTENT", setting)
+
+    assert main(["run"]) == 0
+
+    (bot,) = started
+    assert bot.intents.message_content is requested
+    assert not bot.intents.members and not bot.intents.presences  # never the other two
+
+
+def test_shard_settings_start_the_sharded_bot_for_those_shards(bot_env, started, capsys):
+    bot_env.setenv("SHARD_COUNT", "8")
+    bot_env.setenv("SHARD_IDS", "2-3,6")
+
+    assert main(["run"]) == 0
+
+    (bot,) = started
+    assert isinstance(bot, ShardedChatBot)
+    assert (bot.shard_count, bot.shard_ids) == (8, [2, 3, 6])
+    err = capsys.readouterr().err
+    assert "Running shard(s) 2-3, 6 of 8" in err
+    assert "cannot share the SQLite file" in err and "DATABASE_URL" in err
+
+
+def test_without_shard_settings_one_connection_runs_and_claims_shard_zero(
+    bot_env, started, monkeypatch, capsys
+):
+    claimed: list[tuple[int, ...]] = []
+    real = SQLiteStore.claim_shards
+
+    def claim_shards(self: SQLiteStore, shard_ids):
+        claimed.append(tuple(shard_ids))
+        return real(self, shard_ids)
+
+    monkeypatch.setattr(SQLiteStore, "claim_shards", claim_shards)
+
+    assert main(["run"]) == 0
+
+    (bot,) = started
+    assert not isinstance(bot, discord.AutoShardedClient)
+    assert claimed == [(0,)]
+    assert "cannot share" not in capsys.readouterr().err
+
+
+def test_all_shards_in_one_process_need_no_database_url(bot_env, started, capsys):
+    bot_env.setenv("SHARD_COUNT", "2")
+
+    assert main(["run"]) == 0
+
+    assert started[0].shard_ids == [0, 1]
+    assert "cannot share" not in capsys.readouterr().err
+
+
+def test_shards_run_by_another_process_stop_start_up_with_one_line(
+    bot_env, started, monkeypatch, capsys
+):
+    @contextlib.asynccontextmanager
+    async def taken(self: SQLiteStore, shard_ids):
+        raise ShardsInUse("shards 2, 3 are run by another process")
+        yield
+
+    monkeypatch.setattr(SQLiteStore, "claim_shards", taken)
+    bot_env.setenv("SHARD_COUNT", "4")
+    bot_env.setenv("SHARD_IDS", "2-3")
+
+    code = main(["run"])
+
+    assert code == 1 and started == []  # never connected
+    assert one_error_line(capsys.readouterr().err) == (
+        "chatlab: shards 2, 3 are run by another process; stop that process, or give this one"
+        " other SHARD_IDS."
+    )
+
+
+def test_a_heartbeat_left_by_an_earlier_run_is_removed_and_none_is_left_after(
+    bot_env, started, tmp_path
+):
+    beat = tmp_path / "chatlab.heartbeat"
+    beat.touch()
+
+    assert main(["run"]) == 0
+
+    assert started and not beat.exists()
+
+
+@dataclasses.dataclass
+class FakeReport:
+    counts: dict[str, int]
+    sample_size: int
+
+
+def test_migrate_to_prints_the_counts_and_never_the_password(bot_env, monkeypatch, capsys):
+    copied: list[tuple[Path, str]] = []
+
+    async def migrate_to(url: str, source: Path) -> FakeReport:
+        copied.append((source, url))
+        return FakeReport({"channels": 3, "messages": 1204}, sample_size=53)
+
+    monkeypatch.setattr(bot_main, "migrate_to", migrate_to)
+    url = "postgresql://chatlab:S3cret-PASSWORD@db.example:5432/chatlab"
+
+    code = main(["migrate-to", url])
+
+    out, err = capsys.readouterr()
+    assert code == 0 and copied == [(Path(os.environ["DATABASE_PATH"]), url)]
+    assert out.splitlines() == [
+        f"Copied {os.environ['DATABASE_PATH']} to postgresql://chatlab:***@db.example:5432/chatlab:",
+        "  channels           3",
+        "  messages       1,204",
+        "Verified: the row counts are equal, and 53 sampled turns read back the same from both"
+        " databases.",
+    ]
+    assert "S3cret-PASSWORD" not in out + err
+
+
+def test_migrate_to_a_url_that_is_not_postgresql_is_one_line(bot_env, capsys):
+    code = main(["migrate-to", "mysql://root:hunter22@db/chatlab"])
+
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "expected a postgresql:// URL" in err and "hunter22" not in err
+
+
+def test_migrate_to_failing_is_one_line_without_the_password(bot_env, monkeypatch, capsys):
+    async def migrate_to(url: str, source: Path) -> FakeReport:
+        raise StoreError(f"cannot connect to PostgreSQL at {url}")  # a careless message
+
+    monkeypatch.setattr(bot_main, "migrate_to", migrate_to)
+
+    code = main(["migrate-to", "postgresql://chatlab:S3cret-PASSWORD@127.0.0.1:9/chatlab"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert one_error_line(err) == (
+        "chatlab: cannot connect to PostgreSQL at postgresql://chatlab:***@127.0.0.1:9/chatlab"
+    )
