@@ -10,7 +10,15 @@ import pytest
 import tiktoken
 
 from bot import tokens
-from bot.chat import MAX_SYSTEM_PROMPT_CHARS, Answer, ChatService, Delta, Question, Queued
+from bot.chat import (
+    MAX_SYSTEM_PROMPT_CHARS,
+    Answer,
+    ChatService,
+    Delta,
+    Mode,
+    Question,
+    Queued,
+)
 from bot.conversation import byte_bound
 from bot.errors import (
     ContextTooLong,
@@ -19,6 +27,8 @@ from bot.errors import (
     EmptyQuestion,
     Interrupted,
     InvalidModel,
+    InvalidSetting,
+    ModeUnavailable,
     PromptTooLong,
     QuestionTooLong,
     RateLimited,
@@ -433,3 +443,166 @@ async def test_a_system_prompt_is_checked_by_bound_and_counted_only_if_the_bound
     await service.set_system_prompt(1, text, by_id=1, by_name="mod")
     assert loads == ["o200k_base"]
     assert (await service.system_prompt(1)).text == text.strip()
+
+
+# -- per-channel settings -------------------------------------------------------------------
+
+
+async def test_a_turn_uses_the_channels_temperature_reply_length_and_history(
+    store, chat_model, llm_server
+):
+    service = ChatService(store, chat_model, make_config(temperature=0.7, max_rounds=5))
+    for n in range(3):
+        await answer(service, ask_of(text=f"q{n}"))
+    await service.set_channel_setting(1, "temperature", "1.5", guild_id=9)
+    await service.set_channel_setting(1, "max_tokens", "100", guild_id=9)
+    await service.set_channel_setting(1, "history_rounds", "1", guild_id=9)
+
+    last = await answer(service, ask_of(text="now"))
+    await answer(service, ask_of(channel=2, text="elsewhere"))
+
+    tuned, other = llm_server.requests[-2:]
+    assert (tuned["temperature"], tuned["max_tokens"]) == (1.5, 100)
+    assert [m["content"] for m in tuned["messages"] if m["role"] == "user"] == [
+        said("Ann", 7, "q2"),
+        said("Ann", 7, "now"),
+    ]
+    assert last.max_tokens == 100
+    assert (other["temperature"], other["max_tokens"]) == (0.7, 256)
+
+
+async def test_no_history_rounds_sends_the_question_alone(store, chat_model, llm_server):
+    service = ChatService(store, chat_model, make_config())
+    await answer(service, ask_of(text="first"))
+    await service.set_channel_setting(1, "history_rounds", "0", guild_id=9)
+
+    await answer(service, ask_of(text="second"))
+
+    assert [m["role"] for m in llm_server.requests[-1]["messages"]] == ["system", "user"]
+
+
+async def test_a_thread_uses_its_parents_settings_until_it_has_its_own(
+    store, chat_model, llm_server
+):
+    service = ChatService(store, chat_model, make_config())
+    await service.set_channel_setting(1, "temperature", "0.2", guild_id=9)
+    await service.set_channel_setting(1, "max_tokens", "64", guild_id=9)
+
+    await answer(service, ask_of(channel=50, parent=1, text="in a thread"))
+    values = await service.set_channel_setting(50, "max_tokens", "128", parent_id=1, guild_id=9)
+    await answer(service, ask_of(channel=50, parent=1, text="again"))
+
+    inherited, own = llm_server.requests
+    assert (inherited["temperature"], inherited["max_tokens"]) == (0.2, 64)
+    assert (own["temperature"], own["max_tokens"]) == (0.2, 128)
+    assert values.sources["temperature"] == "parent" and values.sources["max_tokens"] == "channel"
+
+
+async def test_the_answer_cap_follows_the_channels_reply_length(store, chat_model, llm_server):
+    service = ChatService(store, chat_model, make_config(max_tokens=1000))
+    await service.set_channel_setting(1, "max_tokens", "20", guild_id=9)
+    llm_server.default = Reply(text="y" * 5000, chunk_size=500)
+
+    result = await answer(service, ask_of(text="go on forever"))
+
+    assert result.cut and len(result.text) == 20 * 16
+
+
+async def test_the_system_prompt_must_leave_room_for_the_channels_reply_length(store, chat_model):
+    service = ChatService(store, chat_model, make_config(context_window=2048, max_tokens=256))
+    prompt = "word " * 700  # ~700 tokens: fits beside 256, not beside 1,700
+    await service.set_system_prompt(1, prompt, by_id=1, by_name="Mod")
+    await service.set_channel_setting(2, "max_tokens", "1700", guild_id=9)
+
+    with pytest.raises(PromptTooLong):
+        await service.set_system_prompt(2, prompt, by_id=1, by_name="Mod")
+
+
+async def test_setting_a_value_out_of_bounds_changes_nothing(store, chat_model):
+    service = ChatService(store, chat_model, make_config())
+
+    with pytest.raises(InvalidSetting) as refused:
+        await service.set_channel_setting(1, "temperature", "3", guild_id=9)
+
+    assert refused.value.params["low"] == "0" and refused.value.params["high"] == "2"
+    assert (await store.channel_settings(1)).options == {}
+
+
+async def test_unsetting_a_value_brings_back_the_parents_or_the_default(store, chat_model):
+    service = ChatService(store, chat_model, make_config(temperature=0.7))
+    await service.set_channel_setting(1, "temperature", "0.1", guild_id=9)
+    await service.set_channel_setting(50, "temperature", "1.9", parent_id=1, guild_id=9)
+
+    thread = await service.set_channel_setting(50, "temperature", None, parent_id=1, guild_id=9)
+    channel = await service.set_channel_setting(1, "temperature", None, guild_id=9)
+
+    assert (thread.temperature, thread.sources["temperature"]) == (0.1, "parent")
+    assert (channel.temperature, channel.sources["temperature"]) == (0.7, "default")
+
+
+async def test_resetting_a_channels_settings_keeps_its_prompt_and_history(
+    store, chat_model, llm_server
+):
+    service = ChatService(store, chat_model, make_config(reasoning_effort="low"))
+    await service.set_system_prompt(1, "Be brief.", by_id=1, by_name="Mod")
+    await answer(service, ask_of(text="remember me"))
+    await service.set_channel_model(1, "gpt-4.1")
+    await service.set_channel_effort(1, "high")
+    for name, value in [("temperature", "2"), ("max_tokens", "99"), ("mode", "chat")]:
+        await service.set_channel_setting(1, name, value, guild_id=9)
+
+    values = await service.reset_channel_settings(1)
+
+    assert set(values.sources.values()) == {"default"}
+    assert await service.channel_model(1) == "gpt-4o-mini"
+    assert values.reasoning_effort == "low"
+    assert await service.channel_mode(1) is Mode.MENTION
+    assert (await service.system_prompt(1)).text == "Be brief."
+    assert await service.count_rounds(1) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "where", "config", "reason"),
+    [
+        ("chat", {"guild_id": None}, {}, "dm"),
+        ("mention", {"guild_id": None}, {}, "dm"),
+        ("threads", {"guild_id": 9, "parent_id": 1}, {}, "thread"),
+        ("chat", {"guild_id": 9}, {"message_content": "off"}, "off"),
+        ("threads", {"guild_id": 9}, {"message_content": "off"}, "off"),
+    ],
+)
+async def test_a_mode_that_cannot_work_here_is_refused(
+    store, chat_model, mode, where, config, reason
+):
+    service = ChatService(store, chat_model, make_config(**config))
+
+    with pytest.raises(ModeUnavailable) as refused:
+        await service.set_channel_setting(50, "mode", mode, **where)
+
+    assert refused.value.reason == reason
+    assert await service.channel_mode(50, where.get("parent_id")) is Mode.MENTION
+
+
+async def test_modes_are_read_from_the_store_once_then_from_memory(store, chat_model):
+    await store.set_channel_option(1, "mode", "chat", guild_id=9)
+    await store.set_channel_option(2, "mode", "threads", guild_id=9)
+    await store.set_channel_option(3, "mode", "mention", guild_id=9)
+    service = ChatService(store, chat_model, make_config())
+    reads = 0
+    channels_with_option = store.channels_with_option
+
+    async def counted(name, values):
+        nonlocal reads
+        reads += 1
+        return await channels_with_option(name, values)
+
+    store.channels_with_option = counted  # type: ignore[method-assign]
+
+    assert await service.channel_mode(1) is Mode.CHAT
+    assert await service.channel_mode(20, parent_id=2) is Mode.THREADS
+    assert await service.channel_mode(3, parent_id=1) is Mode.MENTION
+    first = reads
+    await service.set_channel_setting(4, "mode", "chat", guild_id=9)
+    assert await service.channel_mode(4) is Mode.CHAT
+    assert sorted(await service.chat_channels()) == [1, 2, 4]
+    assert reads == first  # a mode set here is kept in memory: no read per message
