@@ -46,7 +46,18 @@ MAX_CONTROL_SHARE = 0.01
 CUT_MARKER = "\n[… cut here: the file has {total:,} characters; the first {shown:,} are shown]"
 
 ImageType = Literal["image/png", "image/jpeg", "image/webp", "image/gif"]
-ProblemKind = Literal["too_large", "turn_too_large", "unsupported", "image_too_large", "unreadable"]
+ProblemKind = Literal[
+    "too_large", "turn_too_large", "unsupported", "image_too_large", "unreadable", "download_failed"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The caps (ATTACHMENT_MAX_BYTES, TURN_ATTACHMENT_MAX_BYTES, TEXT_FILE_MAX_CHARS)."""
+
+    file_bytes: int = 8 * 2**20
+    turn_bytes: int = 20 * 2**20
+    text_chars: int = 60_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bot.chat import StoredMessage
+from bot.conversation import Message
 from bot.messages import text
 
 
@@ -39,7 +40,26 @@ def export_lines(messages: Iterable[StoredMessage], locale: str | None) -> Itera
             else assistant
         )
         entry = text(locale, "export.entry", speaker=speaker, when=when)
-        yield f"{entry}\n\n{message.content}\n\n"
+        yield f"{entry}\n\n{message_body(message, locale)}\n\n"
+
+
+def message_body(message: Message, locale: str | None) -> str:
+    """What a member wrote, with the message they asked about quoted above it and the files
+    and images that came with it listed by name below it (their contents are not repeated)."""
+    body = message.text
+    about = message.about
+    if about is not None:
+        quoted = "\n".join(f"> {line}" for line in about.text.splitlines() or [""])
+        body = f"> **{about.author_name}**\n{quoted}\n\n{body}"
+    listed = attachment_line(message, locale)
+    return f"{body}\n\n{listed}" if listed else body
+
+
+def attachment_line(message: Message, locale: str | None) -> str:
+    """'📎 cat.png, notes.md' for a message with attachments, else ''."""
+    if not message.attachments:
+        return ""
+    return text(locale, "attachment.attached", names=", ".join(a.name for a in message.attachments))
 
 
 def export_markdown(

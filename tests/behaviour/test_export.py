@@ -10,6 +10,7 @@ import io
 import random
 import tempfile
 import zipfile
+from pathlib import Path
 
 import pytest
 import simcord.interactions
@@ -193,3 +194,29 @@ async def test_a_conversation_far_over_the_limit_is_not_deflated_whole_to_find_o
     assert reads[0] < 200_000  # not until the zip itself outgrew the limit (about 260 KB)
     assert len(data) <= 40_000
     assert "This export holds the newest" in result.response.content
+
+
+async def test_the_export_lists_attachments_by_name_and_quotes_what_was_asked_about(world, store):
+    from bot.conversation import Attachment, Quote, TextFile, compose
+
+    image = Attachment("cat.png", "image", "image/png", 10, "ab" * 32, 255, 8, 8)
+    notes = TextFile("notes.md", "# secret plans\n", 15)
+    asked = compose("what is this?", [notes], Quote("Bob", 42, "my cat"))
+    await store.add_turn(
+        TurnRecord(
+            world.channel.id,
+            "gpt-4o",
+            Message("user", asked, 30, 7, "Alice", attachments=(image, notes.attachment())),
+            Message("assistant", "A cat.", 3),
+            prompt_tokens=10,
+            completion_tokens=3,
+            blobs={image.sha256: b"\x89PNG"},
+        )
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        pages = store.export_pages(world.channel.id)
+        export = await summaries.build_export(pages, world.channel.id, Path(folder), 10**6)
+        assert export.path is not None
+        written = export.path.read_text()
+    assert "> **Bob**\n> my cat\n\nwhat is this?\n\n📎 cat.png, notes.md" in written
+    assert "secret plans" not in written and '"files"' not in written
