@@ -1,7 +1,12 @@
 """The storage contract: every test here runs against every engine (bot/storage/base.py).
 
 `open_store()` opens the test's own database (the same one each time it is called, so a test can
-close and reopen it to prove persistence); `store` is one already open.
+close and reopen it to prove persistence, or open it twice to act as two processes where the
+engine allows it); `store` is one already open. `engine` is the engine's name; a test that only
+one engine can run is parametrised with `pytest.mark.parametrize("engine", [...], indirect=True)`.
+
+PostgreSQL is a real server (tests/support/postgres.py): one per test session, a database per
+test.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import pytest
 
 from bot.storage import Store
 from bot.storage.sqlite import SQLiteStore
+from tests.support import postgres
 
 Opener = Callable[[], AbstractAsyncContextManager[Store]]
 
-ENGINES = ["sqlite"]  # "postgres" joins when its engine lands
+ENGINES = ["sqlite", "postgres"]
 
 
 @pytest.fixture(params=ENGINES)
@@ -27,16 +33,29 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def open_store(engine: str, tmp_path: Path) -> Opener:
+async def open_store(engine: str, tmp_path: Path) -> AsyncIterator[Opener]:
     if engine == "sqlite":
         path = tmp_path / "contract.db"
 
         @contextlib.asynccontextmanager
-        async def opened() -> AsyncIterator[Store]:
+        async def opened_sqlite() -> AsyncIterator[Store]:
             async with SQLiteStore.open(path) as store:
                 yield store
 
-        return opened
+        yield opened_sqlite
+        return
+    if engine == "postgres":
+        from bot.storage.postgres import PostgresStore
+
+        async with postgres.fresh_database() as url:
+
+            @contextlib.asynccontextmanager
+            async def opened_postgres() -> AsyncIterator[Store]:
+                async with PostgresStore.open(url) as store:
+                    yield store
+
+            yield opened_postgres
+        return
     raise NotImplementedError(engine)
 
 

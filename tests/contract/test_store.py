@@ -1,24 +1,17 @@
-"""The SQLite store, on a real file, reopened to prove persistence."""
+"""The store's contract, on every engine (tests/contract/conftest.py), reopened to prove
+persistence. What only one engine does is in tests/test_store_sqlite.py and
+tests/test_store_postgres.py."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import stat
 from dataclasses import replace
 
 import pytest
 
-from bot.conversation import Message, legacy_framing_tokens
+from bot.conversation import Message
 from bot.errors import StoreError
-from bot.storage.sqlite import (
-    EXPORT_NEWEST_FIRST,
-    EXPORT_OLDEST_FIRST,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    SQLiteStore,
-    TurnRecord,
-)
+from bot.storage import TurnRecord
 
 
 def turn(channel: int, n: int, *, user: int = 1, usage: tuple[int, int] | None = (10, 5)):
@@ -32,12 +25,12 @@ def turn(channel: int, n: int, *, user: int = 1, usage: tuple[int, int] | None =
     )
 
 
-async def test_turns_survive_a_restart(db_path):
-    async with SQLiteStore.open(db_path) as store:
+async def test_turns_survive_a_restart(open_store):
+    async with open_store() as store:
         await store.add_turn(turn(1, 1))
         await store.add_turn(turn(1, 2, user=2))
 
-    async with SQLiteStore.open(db_path) as reopened:
+    async with open_store() as reopened:
         rounds = await reopened.history(1, 10)
 
     assert [(r.question.content, r.answer.content) for r in rounds] == [
@@ -47,40 +40,6 @@ async def test_turns_survive_a_restart(db_path):
     assert rounds[1].question == Message("user", "question 2", 7, 2, "user2")
 
 
-async def test_schema_is_versioned_in_wal_mode_with_foreign_keys(db_path, store):
-    with sqlite3.connect(db_path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    async with store._db.execute("PRAGMA foreign_keys") as cursor:
-        assert (await cursor.fetchone())[0] == 1
-
-
-async def test_database_files_are_readable_by_their_owner_only(db_path, store):
-    await store.add_turn(turn(1, 1))  # the WAL and shared-memory files exist now
-
-    for path in (
-        db_path,
-        db_path.with_name(db_path.name + "-wal"),
-        db_path.with_name(db_path.name + "-shm"),
-    ):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
-
-
-async def test_a_newer_schema_is_refused(db_path):
-    with sqlite3.connect(db_path) as raw:
-        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-
-    with pytest.raises(StoreError, match="newer chatlab"):
-        async with SQLiteStore.open(db_path):
-            pass
-
-
-async def test_a_missing_directory_is_a_clear_error(tmp_path):
-    with pytest.raises(StoreError, match="cannot open the database"):
-        async with SQLiteStore.open(tmp_path / "no" / "such" / "dir" / "x.db"):
-            pass
-
-
 async def test_history_returns_the_newest_rounds_oldest_first(store):
     for n in range(10):
         await store.add_turn(turn(1, n))
@@ -88,18 +47,6 @@ async def test_history_returns_the_newest_rounds_oldest_first(store):
     rounds = await store.history(1, 3)
 
     assert [r.question.content for r in rounds] == ["question 7", "question 8", "question 9"]
-
-
-async def test_reading_the_window_uses_the_channel_index(store):
-    async with store._db.execute(
-        "EXPLAIN QUERY PLAN SELECT turn_id, role, content, tokens, author_id, author_name"
-        " FROM messages WHERE channel_id = ? ORDER BY id DESC LIMIT ?",
-        (1, 10),
-    ) as cursor:
-        plan = " ".join(row[-1] for row in await cursor.fetchall())
-
-    assert "USING INDEX messages_by_channel" in plan or "USING COVERING INDEX" in plan
-    assert "TEMP B-TREE" not in plan  # no sort of the whole channel
 
 
 async def test_a_failed_turn_leaves_nothing_behind(store):
@@ -200,64 +147,6 @@ async def test_meta_values_round_trip(store):
     assert await store.get_meta("missing") is None
 
 
-# -- schema 2: question ids, forgetting a question, legacy token counts -----------------------
-
-
-def schema_1_database(path, rows, author_name="ann"):
-    """A database as chatlab left it before schema 2, holding `rows` (question, answer) turns."""
-    with sqlite3.connect(path) as raw:
-        raw.executescript(MIGRATIONS[0])
-        raw.execute("PRAGMA user_version = 1")
-        for n, (question, answer) in enumerate(rows, start=1):
-            raw.execute("INSERT INTO turns VALUES (?, 1, 5, 'm', 10, 5, 0.0)", (n,))
-            raw.execute(
-                "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,"
-                " tokens, created_at) VALUES (1, ?, 'user', 5, ?, ?, 7, 0.0)",
-                (n, author_name, question),
-            )
-            raw.execute(
-                "INSERT INTO messages (channel_id, turn_id, role, content, tokens, created_at)"
-                " VALUES (1, ?, 'assistant', ?, 3, 0.0)",
-                (n, answer),
-            )
-    raw.close()
-
-
-async def test_migration_2_raises_legacy_question_counts_to_the_json_framing(db_path):
-    schema_1_database(db_path, [("plain", "a1"), ('say "hi"\nthen\tgo', "a2")])
-
-    async with SQLiteStore.open(db_path) as store:
-        rounds = await store.history(1, 10)
-    async with SQLiteStore.open(db_path) as reopened:  # migrated once, not twice
-        again = await reopened.history(1, 10)
-
-    assert [r.question.tokens for r in rounds] == [
-        7 + legacy_framing_tokens("plain", "ann"),
-        7 + legacy_framing_tokens('say "hi"\nthen\tgo', "ann"),
-    ]
-    assert [r.answer.tokens for r in rounds] == [3, 3]
-    assert again == rounds
-
-
-async def test_migration_2_leaves_rows_sent_without_a_name_as_they_were(db_path):
-    schema_1_database(db_path, [("plain", "a1")], author_name=None)
-
-    async with SQLiteStore.open(db_path) as store:
-        (only,) = await store.history(1, 10)
-
-    assert only.question.tokens == 7
-
-
-async def test_a_new_turn_after_migration_keeps_its_count(db_path):
-    schema_1_database(db_path, [("old", "a")])
-
-    async with SQLiteStore.open(db_path) as store:
-        await store.add_turn(turn(1, 2))
-        rounds = await store.history(1, 10)
-
-    assert [r.question.tokens for r in rounds] == [7 + legacy_framing_tokens("old", "ann"), 7]
-
-
 async def test_forgetting_a_question_removes_its_round_but_keeps_its_usage(store):
     await store.add_turn(replace(turn(1, 1), question_message_id=111))
     await store.add_turn(replace(turn(1, 2), question_message_id=222))
@@ -271,16 +160,6 @@ async def test_forgetting_a_question_removes_its_round_but_keeps_its_usage(store
     assert [r.question.content for r in await store.history(1, 10)] == ["question 2"]
     assert [r.question.content for r in await store.history(2, 10)] == ["question 3"]
     assert (await store.usage(1)).answers == 2  # the tokens were spent all the same
-
-
-async def test_finding_a_question_uses_the_question_index(store):
-    async with store._db.execute(
-        "EXPLAIN QUERY PLAN SELECT id FROM turns WHERE channel_id = ? AND question_message_id = ?",
-        (1, 111),
-    ) as cursor:
-        plan = " ".join(row[-1] for row in await cursor.fetchall())
-
-    assert "turns_by_question" in plan
 
 
 # -- export in pages -----------------------------------------------------------------------
@@ -316,15 +195,6 @@ async def test_export_pages_do_not_hold_the_store_between_pages(store):
     assert sum(len(p) for p in rest) == 8  # the turn added meanwhile comes last
 
 
-async def test_export_pages_read_by_keyset_on_the_channel_index(store):
-    for sql in (EXPORT_OLDEST_FIRST, EXPORT_NEWEST_FIRST):
-        async with store._db.execute("EXPLAIN QUERY PLAN " + sql, (1, 0, 500)) as cursor:
-            plan = " ".join(row[-1] for row in await cursor.fetchall())
-
-        assert "messages_by_channel (channel_id=? AND id" in plan, plan
-        assert "TEMP B-TREE" not in plan
-
-
 # -- usage figures a broken server may send --------------------------------------------------
 
 
@@ -342,8 +212,8 @@ async def test_absurd_usage_figures_are_stored_as_unreported(store, reported, st
 
     await store.add_turn(record)
 
-    (row,) = await store._db.execute_fetchall("SELECT prompt_tokens, completion_tokens FROM turns")
-    assert tuple(row) == stored
+    usage = await store.usage(1)
+    assert (usage.prompt_tokens, usage.completion_tokens) == tuple(v or 0 for v in stored)
     assert [r.question.content for r in await store.history(1, 10)] == ["question 1"]
     assert (await store.usage(1)).unreported == (None in stored)
 

@@ -1,0 +1,1 @@
+"""Helpers any test folder may import (no fixtures, no pytest plugins)."""
