@@ -7,7 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.access import Refusal
-from bot.chat import ChannelPrompt, ChatConfig, PromptChange, ResetOutcome, Usage
+from bot.chat import (
+    ChannelInfo,
+    ChannelPrompt,
+    ChannelValues,
+    ChatConfig,
+    Mode,
+    PromptChange,
+    ResetOutcome,
+    Usage,
+)
 from bot.conversation import Round
 from bot.errors import ChatlabError
 from bot.families import Family
@@ -95,35 +104,118 @@ def family_line(family: Family, effort: str | None, locale: str | None) -> str:
 
 
 def settings_summary(
-    model: str,
-    prompt: ChannelPrompt,
-    config: ChatConfig,
-    locale: str | None,
-    *,
-    family: Family,
-    effort: str | None,
+    info: ChannelInfo, config: ChatConfig, locale: str | None, *, family: Family
 ) -> str:
-    source = text(locale, f"system.source.{prompt.source}")
+    """/info: the model and each setting in force, where each comes from, and the prompt."""
+    values = info.values
     if family.name == "reasoning":
-        shown = text(locale, f"effort.{effort or 'default'}")
+        shown = text(locale, f"effort.{values.reasoning_effort or 'default'}")
         talks = text(locale, "info.reasoning", effort=shown)
     else:
-        talks = text(locale, "info.chat", temperature=config.temperature, top_p=config.top_p)
-    return "\n".join(
-        [
-            text(
-                locale,
-                "info.model",
-                model=model,
-                context=config.context_window,
-                max_tokens=config.max_tokens,
-            ),
-            talks,
-            text(locale, "info.history", rounds=config.max_rounds),
-            text(locale, "system.heading", source=source),
-            quote(prompt.text, 800),
-        ]
+        temperature = _number(values.temperature)
+        talks = text(locale, "info.chat", temperature=temperature, top_p=_number(config.top_p))
+    lines = [
+        text(
+            locale,
+            "info.model",
+            model=info.model,
+            context=config.context_window,
+            max_tokens=values.max_tokens,
+        ),
+        talks,
+        text(locale, "info.history", rounds=values.history_rounds),
+        text(
+            locale,
+            "channel_setting.info.mode",
+            mode=mode_name(values, locale),
+            source=_source(values.sources["mode"], locale),
+        ),
+        text(locale, "channel_setting.info.heading"),
+        _line("model", f"`{info.model}`", info.model_source, locale),
+    ]
+    for name in ("temperature", "max_tokens", "history_rounds", "reasoning_effort"):
+        shown = setting_value(name, values, locale)
+        if name == "temperature" and not family.sampling:
+            shown = text(locale, "channel_setting.value.unused", value=shown)
+        lines.append(_line(name, shown, values.sources[name], locale))
+    source = text(locale, f"system.source.{info.prompt.source}")
+    lines += [text(locale, "system.heading", source=source), quote(info.prompt.text, 800)]
+    return "\n".join(lines)[:DISCORD_LIMIT]
+
+
+def setting_value(name: str, values: ChannelValues, locale: str | None) -> str:
+    """A setting's value in force, as a member reads it ("0.7", "512 tokens", "chat channel")."""
+    if name == "temperature":
+        return _number(values.temperature)
+    if name == "max_tokens":
+        return text(locale, "channel_setting.value.tokens", count=values.max_tokens)
+    if name == "history_rounds":
+        return text(locale, "channel_setting.value.rounds", count=values.history_rounds)
+    if name == "reasoning_effort":
+        return text(locale, f"effort.{values.reasoning_effort or 'default'}")
+    return mode_name(values, locale)
+
+
+def mode_name(values: ChannelValues, locale: str | None) -> str:
+    if values.in_thread and values.answers_every_message:
+        return text(locale, "channel_setting.mode.thread_chat")
+    return text(locale, f"channel_setting.mode.{values.mode.value}")
+
+
+def setting_changed(name: str, values: ChannelValues, locale: str | None, *, unset: bool) -> str:
+    """One sentence: the setting's value now, and if it was unset, where that comes from."""
+    setting = text(locale, f"channel_setting.name.{name}")
+    value = setting_value(name, values, locale)
+    if not unset:
+        return text(locale, "channel_setting.changed.set", setting=setting, value=value)
+    source = _source(values.sources[name], locale)
+    return text(
+        locale, "channel_setting.changed.unset", setting=setting, value=value, source=source
     )
+
+
+def mode_changed(
+    values: ChannelValues, locale: str | None, *, unset: bool, prefix: str, can_read: bool
+) -> str:
+    """What the channel's new mode means; and if this session cannot read messages that do not
+    mention the bot (no Message Content intent), that too, and what happens next."""
+    if unset:
+        sentence = setting_changed("mode", values, locale, unset=True)
+    elif values.answers_every_message:
+        key = "chat" if prefix else "chat_all"
+        sentence = text(locale, f"channel_setting.mode_set.{key}", prefix=prefix)
+    else:
+        sentence = text(locale, f"channel_setting.mode_set.{values.mode.value}")
+    if not can_read and (values.answers_every_message or values.mode is Mode.THREADS):
+        sentence += " " + text(locale, "channel_setting.intent.missing")
+    return sentence
+
+
+def temperature_note(model: str, locale: str | None) -> str:
+    return text(locale, "channel_setting.changed.temperature_unused", model=model)
+
+
+def settings_reset(who: str, locale: str | None) -> str:
+    """What /settings reset did, in one public sentence (sent without pings)."""
+    return text(locale, "channel_setting.changed.reset", who=who)
+
+
+def _line(name: str, value: str, source: str, locale: str | None) -> str:
+    return text(
+        locale,
+        "channel_setting.info.line",
+        setting=text(locale, f"channel_setting.name.{name}"),
+        value=value,
+        source=_source(source, locale),
+    )
+
+
+def _source(source: str, locale: str | None) -> str:
+    return text(locale, f"system.source.{source}")
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
 
 
 def reset_summary(who: str, outcome: ResetOutcome, locale: str | None) -> str:

@@ -60,8 +60,9 @@ class ManageCog(commands.Cog):
     ) -> None:
         """Set this channel's system prompt."""
         user = interaction.user
+        channel_id, parent_id = _where(interaction)
         await self.service.set_system_prompt(
-            _where(interaction)[0], prompt, by_id=user.id, by_name=user.display_name
+            channel_id, prompt, by_id=user.id, by_name=user.display_name, parent_id=parent_id
         )
         await interaction.response.send_message(
             text(_locale(interaction), "system.set", who=user.mention, prompt=quote(prompt)),
@@ -186,17 +187,9 @@ class ManageCog(commands.Cog):
     @app_commands.command(name="info")
     async def info(self, interaction: discord.Interaction) -> None:
         """Show this channel's model, limits and system prompt."""
-        channel_id, parent_id = _where(interaction)
-        model = await self.service.channel_model(channel_id, parent_id)
-        prompt = await self.service.system_prompt(channel_id, parent_id)
-        effort = await self.service.channel_effort(channel_id, parent_id)
+        info = await self.service.channel_info(*_where(interaction))
         summary = settings_summary(
-            model,
-            prompt,
-            self.service.config,
-            _locale(interaction),
-            family=self.service.family(model),
-            effort=effort,
+            info, self.service.config, _locale(interaction), family=self.service.family(info.model)
         )
         await interaction.response.send_message(summary, ephemeral=True)
 
