@@ -31,6 +31,13 @@ def check(database: Path, shown_complete: set[tuple[int, str]]) -> int:
             " OR t.completion_tokens IS NULL"
         ).fetchall()
         assert broken == [], f"half-written turns: {broken}"
+        unlinked = db.execute(
+            "SELECT m.id FROM messages m WHERE m.attachments IS NOT NULL AND NOT EXISTS"
+            " (SELECT 1 FROM message_blobs b WHERE b.message_id = m.id)"
+            " UNION ALL SELECT 1 FROM blobs WHERE NOT EXISTS"
+            " (SELECT 1 FROM message_blobs b WHERE b.sha256 = blobs.sha256)"
+        ).fetchall()
+        assert unlinked == [], f"images without their bytes, or bytes without a message: {unlinked}"
         stored = set(
             db.execute("SELECT channel_id, content FROM messages WHERE role = 'user'").fetchall()
         )
@@ -67,3 +74,4 @@ def test_sigkill_at_random_moments_leaves_only_whole_turns(tmp_path):
 
     assert len(shown_complete) > KILLS  # the children really were answering when killed
     assert stored >= len(shown_complete)
+    assert any(text.split("-")[1] == "image" for _, text in shown_complete)

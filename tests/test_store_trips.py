@@ -7,14 +7,16 @@ its result. The tests count calls to it on the store's connection.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from dataclasses import replace
 
 import pytest
 
 from bot.chat import ChatService, Question
-from bot.conversation import Message
+from bot.conversation import Attachment, Message
 from bot.errors import StoreError
+from bot.storage.records import SystemPrompt, Usage
 from bot.storage.sqlite import MIGRATIONS, TURN_CONTEXT, ChannelSettings, SQLiteStore, TurnRecord
 from tests.conftest import ask_events, make_config
 
@@ -111,6 +113,8 @@ async def test_turn_context_reads_only_the_channels_newest_rows(store):
 
     assert any("messages USING INDEX messages_by_channel" in step for step in plan), plan
     assert any("channels USING INTEGER PRIMARY KEY" in step for step in plan), plan
+    options = [step for step in plan if "channel_options" in step]
+    assert len(options) == 3 and all("USING PRIMARY KEY (channel_id=?" in s for s in options)
     assert not any("TEMP B-TREE" in step or step.startswith("SCAN messages") for step in plan)
 
 
@@ -187,3 +191,169 @@ async def test_a_whole_turn_through_the_service_takes_two_trips(
     await ask_events(service, Question(1, 7, "Ann", "a question"))
 
     assert len(trips) == 2, trips  # one read (settings + window), one write (the whole turn)
+
+
+# -- schema 5: options, attachments, guild ids ----------------------------------------------
+
+RED = b"\x89PNG\r\n\x1a\n" + b"red" * 1000
+
+
+def with_image(record: TurnRecord, data: bytes = RED, name: str = "cat.png") -> TurnRecord:
+    digest = hashlib.sha256(data).hexdigest()
+    picture = Attachment(name, "image", "image/png", len(data), digest, 85, 64, 64)
+    question = replace(record.question, attachments=(*record.question.attachments, picture))
+    return replace(record, question=question, blobs={**record.blobs, digest: data})
+
+
+async def rows(store: SQLiteStore, sql: str) -> list[tuple[object, ...]]:
+    async with store._db.execute(sql) as cursor:
+        return [tuple(row) for row in await cursor.fetchall()]
+
+
+async def test_a_turn_with_images_is_still_one_trip_and_a_whole_turn_two(store, trips):
+    await store.set_channel_option(5, "history_rounds", "2")
+    await store.add_turn(turn(1, 0))
+    trips.clear()
+
+    settings, history = await store.turn_context(1, 5, max_rounds=10)
+    await store.add_turn(with_image(with_image(turn(1, 1)), b"another image", "dog.png"))
+
+    assert len(trips) == 2, trips
+    assert settings.options == {"history_rounds": "2"} and len(history) == 1
+    assert await rows(store, "SELECT count(*) FROM blobs") == [(2,)]
+
+
+async def test_an_image_sent_twice_is_stored_once_and_linked_to_each_question(store):
+    await store.add_turn(with_image(turn(1, 1)))
+    await store.add_turn(with_image(turn(2, 2)))
+    await store.add_turn(with_image(turn(1, 3), name="same bytes, new name.png"))
+
+    assert await rows(store, "SELECT sha256, size, length(data) FROM blobs") == [
+        (hashlib.sha256(RED).hexdigest(), len(RED), len(RED))
+    ]
+    assert await rows(
+        store,
+        "SELECT m.content FROM message_blobs AS b JOIN messages AS m ON m.id = b.message_id"
+        " ORDER BY m.id",
+    ) == [("question 1",), ("question 2",), ("question 3",)]
+
+
+async def test_a_failure_injected_mid_write_of_a_turn_with_images_leaves_nothing(store):
+    await store.add_turn(turn(1, 0))
+    before = [await rows(store, f"SELECT * FROM {t}") for t in ("turns", "messages", "blobs")]
+    # After the turn, its messages and the image's bytes are written, linking fails.
+    await store._db.execute(
+        "CREATE TEMP TRIGGER fail_link BEFORE INSERT ON message_blobs"
+        " BEGIN SELECT RAISE(ABORT, 'injected'); END"
+    )
+
+    with pytest.raises(StoreError, match="injected"):
+        await store.add_turn(with_image(turn(1, 1)))
+
+    after = [await rows(store, f"SELECT * FROM {t}") for t in ("turns", "messages", "blobs")]
+    assert after == before
+    assert not store._db.in_transaction
+    await store._db.execute("DROP TRIGGER temp.fail_link")
+    await store.add_turn(with_image(turn(1, 2)))
+    assert len(await store.history(1, 5)) == 2
+
+
+async def test_a_blobs_bytes_go_when_the_last_message_referring_to_them_goes(store):
+    await store.add_turn(with_image(turn(1, 1)))
+    await store.add_turn(with_image(turn(2, 2)))
+
+    await store.reset(1)
+    assert await rows(store, "SELECT count(*) FROM blobs") == [(1,)]
+    await store.reset(2)
+
+    assert await rows(store, "SELECT count(*) FROM blobs") == [(0,)]
+    assert await rows(store, "SELECT count(*) FROM message_blobs") == [(0,)]
+
+
+async def test_guild_ids_are_kept_with_turns_channels_and_options(store):
+    await store.add_turn(replace(turn(1, 1), guild_id=77))
+    await store.add_turn(turn(2, 2))  # a DM
+    await store.set_channel_option(1, "mode", "chat", guild_id=77)
+    await store.set_channel_model(1, "gpt-4o")  # no guild given: the one kept stays
+    await store.set_system_prompt(3, "hi", by_id=1, by_name="mod", guild_id=78)
+    await store.set_channel_effort(4, "low", guild_id=79)
+
+    assert await rows(store, "SELECT channel_id, guild_id FROM turns ORDER BY id") == [
+        (1, 77),
+        (2, None),
+    ]
+    assert await rows(store, "SELECT channel_id, guild_id FROM channels ORDER BY 1") == [
+        (1, 77),
+        (3, 78),
+        (4, 79),
+    ]
+    assert await rows(store, "SELECT channel_id, guild_id FROM channel_options") == [(1, 77)]
+
+
+async def test_the_rounds_a_turn_reads_follow_the_option_inside_the_one_query(store, trips):
+    for n in range(5):
+        await store.add_turn(turn(101, n))
+    await store.set_channel_option(100, "history_rounds", "2")
+    trips.clear()
+
+    _, history = await store.turn_context(101, 100, max_rounds=10)
+
+    assert len(trips) == 1, trips
+    assert [r.question.content for r in history] == ["question 3", "question 4"]
+
+
+async def test_a_schema_4_database_migrates_to_5_and_reads_back_the_same(db_path):
+    with sqlite3.connect(db_path) as raw:
+        raw.create_function("chatlab_legacy_framing_tokens", 2, lambda content, name: 0)
+        for script in MIGRATIONS[:4]:
+            raw.executescript(script)
+        raw.execute("PRAGMA user_version = 4")
+        raw.execute(
+            "INSERT INTO channels (channel_id, system_prompt, prompt_set_by_id,"
+            " prompt_set_by_name, prompt_set_at, model, reasoning_effort)"
+            " VALUES (100, 'be brief', 9, 'mod', 5.0, 'gpt-4o', 'high'),"
+            " (101, NULL, NULL, NULL, NULL, NULL, 'low')"
+        )
+        raw.execute(
+            "INSERT INTO turn_writes (channel_id, user_id, model, prompt_tokens,"
+            " completion_tokens, created_at, question_message_id, question_role,"
+            " question_author_name, question_content, question_tokens, question_tokens_bound,"
+            " answer_role, answer_author_id, answer_author_name, answer_content, answer_tokens,"
+            " answer_tokens_bound) VALUES (101, 5, 'gpt-4o', 11, 6, 7.0, 900, 'user', 'ann',"
+            " 'old question', 4, 1, 'assistant', NULL, NULL, 'old answer', 2, 0)"
+        )
+    raw.close()
+
+    async with SQLiteStore.open(db_path) as store:
+        settings, history = await store.turn_context(101, 100, 5)
+        (page,) = [page async for page in store.export_pages(101)]
+        usage = await store.usage(101)
+        await store.set_channel_option(101, "temperature", "0.3", guild_id=7)
+        await store.add_turn(with_image(turn(101, 1)))
+        _, after = await store.turn_context(101, 100, 5)
+        await store.set_channel_model(101, "gpt-4o-mini")
+        thread = await store.channel_settings(101, 100)
+        assert await store.forget_question(101, 900)
+
+    assert settings == ChannelSettings(
+        SystemPrompt("be brief", 9, "mod", 5.0, inherited=True),
+        "gpt-4o",
+        "low",
+        inherited=frozenset({"model"}),
+    )
+    old = (
+        Message("user", "old question", 4, 5, "ann", bound=True),
+        Message("assistant", "old answer", 2),
+    )
+    assert [(r.question, r.answer) for r in history] == [old]
+    assert [(m.message, m.created_at) for m in page] == [(old[0], 7.0), (old[1], 7.0)]
+    assert usage == Usage(1, 11, 6, 0)
+    assert [r.question.attachments for r in after] == [
+        (),
+        with_image(turn(101, 1)).question.attachments,
+    ]
+    assert (thread.model, thread.reasoning_effort, thread.options) == (
+        "gpt-4o-mini",
+        "low",
+        {"temperature": "0.3"},
+    )
