@@ -67,7 +67,11 @@ class Store(Protocol):
     async def add_turn(self, turn: TurnRecord) -> int:
         """Write a whole turn (and its attachments' bytes) in one transaction; the turn's id.
 
-        A usage figure that is not a whole number from 0 to 2**63 - 1 is stored as unreported.
+        The question's attachment records are stored with it; the bytes in `turn.blobs` are
+        kept once per digest and linked to the question, as is every image attachment. An image
+        whose bytes are neither in `turn.blobs` nor stored already fails the turn (StoreError,
+        nothing written). A usage figure that is not a whole number from 0 to 2**63 - 1 is
+        stored as unreported.
         """
         ...
 
