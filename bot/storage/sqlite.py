@@ -3,15 +3,18 @@
 It implements `bot.storage.base.Store`; its migrations are the files in sql/sqlite/.
 
 One long-lived aiosqlite connection in WAL mode. Every statement is parameterised. A turn
-(question, answer and the usage the API reported) is written in one transaction, so after a
-crash the store holds whole turns only. Reading a channel's window reads only that channel's
-newest rows, through the (channel_id, id) index.
+(question, answer, the usage the API reported, the question's attachments and their bytes) is
+written in one transaction, so after a crash the store holds whole turns only. Reading a
+channel's window reads only that channel's newest rows, through the (channel_id, id) index.
 
 Each statement is a trip to aiosqlite's thread (a queue hand-off and a wake-up each way), so the
-answer path keeps them to two per turn: `turn_context` reads the channel's settings and its
-window in one query, and `add_turn` writes the turn and both messages in one INSERT (into the
-`turn_writes` view, whose INSTEAD OF trigger does the three inserts; one statement is atomic in
-SQLite's autocommit mode). Needs SQLite 3.35 or later (RETURNING).
+answer path keeps them to two per turn, images or not: `turn_context` reads the channel's
+settings, options and window in one query (the window's size, from the history_rounds option,
+computed inside it), and `add_turn` writes the turn, both messages and the question's blobs in
+one INSERT (into the `turn_writes` view: its INSTEAD OF triggers insert the turn's row, then one
+row per blob; one statement is atomic in SQLite's autocommit mode). An image's bytes are kept
+once per digest and deleted by a trigger when the last message referring to them is (schema 5).
+Needs SQLite 3.35 or later (RETURNING).
 
 Opening is careful, because a wrong path or a second process is an admin's mistake to report,
 not to work around:
@@ -90,7 +93,6 @@ SQLITE_MAX_INTEGER = 2**63 - 1
 MINIMUM_SQLITE = (3, 35, 0)  # INSERT ... RETURNING
 BUSY_TIMEOUT_SECONDS = 5  # how long a statement waits for another connection's lock
 
-# Ordered migrations: MIGRATIONS[n] takes the schema from version n to n + 1.
 # Ordered migrations, one file each in sql/sqlite/NNNN_name.sql: file n takes the schema from
 # version n - 1 to n (PRAGMA user_version).
 MIGRATIONS: tuple[str, ...] = load_migrations("sqlite")
