@@ -240,6 +240,42 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM taken) THEN 0.0
 """
 
 
+# What `bot.storage.copy` fills (meta merged, the rest refused unless empty), and its checks.
+COPIED_TABLES = (
+    "channels",
+    "channel_options",
+    "prompt_changes",
+    "turns",
+    "messages",
+    "blobs",
+    "message_blobs",
+    "meta",
+)
+HOLDS_CONVERSATIONS = """
+SELECT EXISTS (SELECT 1 FROM channels) OR EXISTS (SELECT 1 FROM channel_options)
+    OR EXISTS (SELECT 1 FROM prompt_changes) OR EXISTS (SELECT 1 FROM turns)
+    OR EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM blobs)
+"""
+ROW_COUNTS = """
+SELECT (SELECT count(*) FROM channels) AS channels,
+       (SELECT count(*) FROM channel_options) AS channel_options,
+       (SELECT count(*) FROM prompt_changes) AS prompt_changes,
+       (SELECT count(*) FROM turns) AS turns,
+       (SELECT count(*) FROM messages) AS messages,
+       (SELECT count(*) FROM blobs) AS blobs,
+       (SELECT count(*) FROM message_blobs) AS message_blobs,
+       (SELECT count(*) FROM meta) AS meta
+"""
+RESTART_IDENTITIES = """
+SELECT setval(pg_get_serial_sequence('prompt_changes', 'id'),
+              (SELECT COALESCE(max(id), 0) + 1 FROM prompt_changes), false),
+       setval(pg_get_serial_sequence('turns', 'id'),
+              (SELECT COALESCE(max(id), 0) + 1 FROM turns), false),
+       setval(pg_get_serial_sequence('messages', 'id'),
+              (SELECT COALESCE(max(id), 0) + 1 FROM messages), false)
+"""
+
+
 class PostgresStore:
     def __init__(self, pool: Any, url: str) -> None:
         self._pool = pool
@@ -627,6 +663,44 @@ class PostgresStore:
                 await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_SECONDS)
             except (*DRIVER_ERRORS, asyncio.CancelledError):
                 connection.terminate()
+
+    # -- a copy from SQLite (bot/storage/copy.py) --------------------------------------------
+
+    async def holds_conversations(self) -> bool:
+        """Whether anything but small facts (meta, claims, cooldowns) is stored."""
+        row = await self._fetchrow(HOLDS_CONVERSATIONS)
+        return bool(row[0])
+
+    async def copy_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        """Insert rows as they are (ids kept), in one transaction, by COPY. `table` and
+        `columns` are the copy's own constants, never input."""
+        try:
+            async with self._pool.acquire() as connection, connection.transaction():
+                await connection.copy_records_to_table(
+                    table, records=[tuple(row) for row in rows], columns=list(columns)
+                )
+        except DRIVER_ERRORS as exc:
+            raise self._translate(exc) from None
+
+    async def merge_meta(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Add these facts, keeping any this database already has."""
+        await self._execute(
+            "INSERT INTO meta (key, value) SELECT * FROM unnest($1::text[], $2::text[])"
+            " ON CONFLICT (key) DO NOTHING",
+            [row[0] for row in rows],
+            [row[1] for row in rows],
+        )
+
+    async def restart_identities(self) -> None:
+        """Make every identity continue after the largest id stored (after a copy kept ids)."""
+        await self._execute(RESTART_IDENTITIES)
+
+    async def row_counts(self) -> dict[str, int]:
+        """How many rows each table the copy fills holds."""
+        row = await self._fetchrow(ROW_COUNTS)
+        return {name: int(row[name]) for name in COPIED_TABLES}
 
 
 # -- connecting ---------------------------------------------------------------------------------
