@@ -839,3 +839,23 @@ async def test_a_connection_lost_mid_answer_reported_as_a_timeout_is_interrupted
         model = OpenAIChatModel(client, answer_deadline=5)
         with pytest.raises(Interrupted):
             await collect(model)
+
+
+async def test_stopping_mid_answer_lets_go_at_once_on_both_backends(backend, llm_server):
+    # /stop, a cap or shutdown closes the stream while the server is still writing.
+    llm_server.then(Reply(text="abcdefgh", chunk_size=2, stall_after=1))
+    async with open_client(
+        api_key="sk-test",
+        base_url=llm_server.base_url,
+        max_retries=0,
+        timeout=5,
+        http_backend=backend,
+    ) as client:
+        model = OpenAIChatModel(client, answer_deadline=5)
+        stream = model.stream(MESSAGES, model="m", max_tokens=50, temperature=0, top_p=1)
+        assert await anext(stream) == "ab"
+        async with asyncio.timeout(1):
+            await stream.aclose()
+        deltas, finished = await collect(model)
+
+    assert "".join(deltas) == "Hello from the stand-in." and finished.finish_reason == "stop"

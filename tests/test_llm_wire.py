@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from bot.errors import Interrupted, ModelTimedOut
-from bot.llm import Finished, OpenAIChatModel, Reasoning, StreamEvent
+from bot.llm import Finished, OpenAIChatModel, Reasoning, StreamEvent, open_client
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -50,9 +50,12 @@ def pieces_of(body: bytes, size: int) -> list[bytes]:
 Writer = Callable[[web.StreamResponse], Any]
 
 
-@pytest.fixture
-async def wire() -> AsyncIterator[Callable[[Writer], OpenAIChatModel]]:
-    """A model over a server whose answer is written by the test's `writer`."""
+@pytest.fixture(params=["httpx", "aiohttp"])
+async def wire(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Callable[[Writer], OpenAIChatModel]]:
+    """A model over a server whose answer is written by the test's `writer`, on each HTTP backend
+    (HTTP_BACKEND: the SDK's httpx transport or its aiohttp one read the body in other pieces)."""
     writers: list[Writer] = []
 
     async def completions(request: web.Request) -> web.StreamResponse:
@@ -73,8 +76,12 @@ async def wire() -> AsyncIterator[Callable[[Writer], OpenAIChatModel]]:
 
     def model(writer: Writer, deadline: float = 5) -> OpenAIChatModel:
         writers.append(writer)
-        client = openai.AsyncOpenAI(
-            api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0, timeout=5
+        client = open_client(
+            api_key="sk-test",
+            base_url=f"http://127.0.0.1:{port}/v1",
+            max_retries=0,
+            timeout=5,
+            http_backend=request.param,
         )
         clients.append(client)
         return OpenAIChatModel(client, answer_deadline=deadline)
