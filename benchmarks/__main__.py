@@ -1,7 +1,7 @@
 """chatlab's benchmarks: one command, one table (and JSON when asked). Nothing is asserted.
 
     .venv/bin/python -m benchmarks [--json results.json] [--profile profile.txt] [--quick]
-                                   [--repeat 3]
+                                   [--repeat 3] [--http-backend httpx|aiohttp]
 
 The model is the loopback OpenAI-compatible stand-in (tests/fake_openai.py) in separate
 processes, like a remote server whose CPU is not billed to the bot. Figures that depend on the
@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from benchmarks import floor
+from benchmarks import common, floor
 from benchmarks.common import (
     CONFIG,
     Row,
@@ -403,10 +403,20 @@ def run() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="measure the key figures this many times (spread)"
     )
+    parser.add_argument(
+        "--http-backend",
+        choices=("httpx", "aiohttp"),
+        default=common.HTTP_BACKEND,
+        help=f"the model client's HTTP stack (HTTP_BACKEND; default {common.HTTP_BACKEND})",
+    )
     args = parser.parse_args()
+    common.HTTP_BACKEND = args.http_backend
     started = time.perf_counter()
     rows = asyncio.run(main(args))
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"HTTP_BACKEND={common.HTTP_BACKEND}"
+    )
     width = max(len(r.figure) for r in rows)
     print(f"chatlab benchmarks — {machine} — {time.perf_counter() - started:.0f} s")
     print(f"{'figure'.ljust(width)}  result  [target]")

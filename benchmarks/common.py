@@ -14,7 +14,8 @@ from pathlib import Path
 import openai
 
 from bot.chat import Answer, ChatConfig, ChatService, Question
-from bot.llm import OpenAIChatModel
+from bot.llm import OpenAIChatModel, open_client
+from bot.settings import Settings
 from bot.storage.sqlite import SQLiteStore
 
 CONFIG = ChatConfig(
@@ -85,10 +86,15 @@ async def stand_in(
         process.wait(timeout=10)
 
 
+# The model client's HTTP stack (HTTP_BACKEND): the settings' default unless `--http-backend`.
+HTTP_BACKEND: str = str(Settings.model_fields["http_backend"].default)
+
+
 @asynccontextmanager
 async def client_for(url: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(
-        api_key="sk-bench", base_url=url, max_retries=0, timeout=60
+    """The client the bot would make (bot.llm.open_client), on `HTTP_BACKEND`."""
+    async with open_client(
+        api_key="sk-bench", base_url=url, max_retries=0, timeout=60, http_backend=HTTP_BACKEND
     ) as client:
         yield client
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks import common
 from benchmarks.common import CONFIG, Row, chat_service, turn
 from bot.conversation import user_content
 from bot.storage.sqlite import TurnRecord
@@ -211,8 +212,9 @@ async def fan_out(url: str, tmp: Path, channels: int, events: int) -> Row:
 # -- a process ready to connect ------------------------------------------------------------
 
 
-def ready_process(kind: str, database: Path) -> tuple[float, float]:
-    """Start `python -m benchmarks.startup <kind>`; (seconds to its READY line, its RSS in MB)."""
+def ready_process(kind: str, database: Path) -> tuple[float, float, str]:
+    """Start `python -m benchmarks.startup <kind>`; (seconds to its READY line, its RSS in MB,
+    the heavy optional modules it had imported by then, or "-")."""
     env = {
         **os.environ,
         "DISCORD_TOKEN": "bench-token",
@@ -220,6 +222,7 @@ def ready_process(kind: str, database: Path) -> tuple[float, float]:
         "MODEL": "gpt-4o-mini",
         "MODELS": MODELS,
         "DATABASE_PATH": str(database),
+        "HTTP_BACKEND": common.HTTP_BACKEND,
     }
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -232,18 +235,21 @@ def ready_process(kind: str, database: Path) -> tuple[float, float]:
     line = process.stdout.readline()
     elapsed = time.perf_counter() - started
     process.wait(timeout=30)
-    word, rss = line.split()
+    word, rss, imported = line.split()
     if word != "READY" or process.returncode != 0:
         raise RuntimeError(f"the {kind} process did not get ready: {line!r}")
-    return elapsed, float(rss)
+    return elapsed, float(rss), imported
 
 
 async def ready_rows(tmp: Path, launches: int) -> list[Row]:
     """RSS ready to connect and start-up to ready, of the bot vs the floor, fresh processes."""
     figures: dict[str, list[float]] = {"bot_s": [], "bot_mb": [], "floor_s": [], "floor_mb": []}
+    imported = "-"
     for n in range(launches + 1):  # interleaved; the first pair warms the file cache
         for kind in ("floor", "bot"):
-            seconds, mb = await asyncio.to_thread(ready_process, kind, tmp / f"ready-{n}.db")
+            seconds, mb, heavy = await asyncio.to_thread(ready_process, kind, tmp / f"ready-{n}.db")
+            if kind == "bot":
+                imported = heavy
             if n:
                 figures[f"{kind}_s"].append(seconds)
                 figures[f"{kind}_mb"].append(mb)
@@ -252,12 +258,14 @@ async def ready_rows(tmp: Path, launches: int) -> list[Row]:
         Row(
             "RSS ready to connect",
             f"{m['bot_mb']:.1f} MB vs floor {m['floor_mb']:.1f} MB = "
-            f"×{m['bot_mb'] / m['floor_mb']:.2f} (MODELS={MODELS}; median of {launches})",
+            f"×{m['bot_mb'] / m['floor_mb']:.2f} (MODELS={MODELS}; median of {launches}; "
+            f"Pillow/asyncpg imported: {'none' if imported == '-' else imported})",
             "≤ 1.2× the floor",
             {
                 "bot_mb": m["bot_mb"],
                 "floor_mb": m["floor_mb"],
                 "ratio": m["bot_mb"] / m["floor_mb"],
+                "heavy_imported": imported,
             },
         ),
         Row(

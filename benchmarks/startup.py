@@ -3,8 +3,9 @@
     python -m benchmarks.startup bot     settings → store → client → ChatBot with its extensions
     python -m benchmarks.startup floor   discord.py and openai imported, a Bot and a client made
 
-Prints `READY <RSS in MB>` once ready (no Discord login), then exits. The bot reads its
-settings from the environment (no .env file) and sends nothing anywhere.
+Prints `READY <RSS in MB> <heavy modules imported>` once ready (no Discord login), then exits.
+The bot reads its settings from the environment (no .env file; HTTP_BACKEND as the benchmark
+runs) and sends nothing anywhere.
 """
 
 from __future__ import annotations
@@ -21,40 +22,54 @@ def rss_mb() -> float:
     return float("nan")
 
 
-async def bot() -> None:
-    import openai
+# Heavy optional imports that must wait until they are needed (not at start-up).
+LAZY = ("PIL", "asyncpg")
 
+
+async def bot() -> None:
+    """What `python -m bot` does before it logs in (bot/__main__.py's `run`)."""
     from bot.access import AccessPolicy
     from bot.chat import ChatConfig, ChatService
     from bot.client import ChatBot
-    from bot.llm import OpenAIChatModel
+    from bot.llm import OpenAIChatModel, open_client
     from bot.settings import load_settings
-    from bot.storage.sqlite import SQLiteStore
+    from bot.storage import open_store
 
     settings = load_settings(env_file=None)
     async with (
-        SQLiteStore.open(settings.database_path) as store,
-        openai.AsyncOpenAI(
+        open_store(settings.database_url, settings.database_path) as store,
+        open_client(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,
             max_retries=settings.max_retries,
             timeout=settings.request_timeout,
+            http_backend=settings.http_backend,
         ) as client,
     ):
         service = ChatService(
             store,
-            OpenAIChatModel(client, answer_deadline=settings.answer_deadline),
+            OpenAIChatModel(
+                client,
+                answer_deadline=settings.answer_deadline,
+                families=dict(settings.model_families),
+            ),
             ChatConfig.from_settings(settings),
         )
         chat_bot = ChatBot(
             service=service,
             store=store,
-            access=AccessPolicy.from_settings(settings),
+            access=AccessPolicy.from_settings(settings, cooldowns=store),
             sync_on_start=False,
         )
         async with chat_bot:
             await chat_bot.setup_hook()  # what login() runs first: the extensions, the tree
-            print(f"READY {rss_mb():.1f}", flush=True)
+            ready()
+
+
+def ready() -> None:
+    """Print `READY <RSS in MB> <the LAZY modules already imported, or ->`."""
+    imported = ",".join(name for name in LAZY if name in sys.modules) or "-"
+    print(f"READY {rss_mb():.1f} {imported}", flush=True)
 
 
 async def floor() -> None:
@@ -66,7 +81,7 @@ async def floor() -> None:
         openai.AsyncOpenAI(api_key="sk-bench"),
         commands.Bot(command_prefix=commands.when_mentioned, intents=discord.Intents.default()),
     ):
-        print(f"READY {rss_mb():.1f}", flush=True)
+        ready()
 
 
 if __name__ == "__main__":
