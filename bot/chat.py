@@ -738,29 +738,37 @@ class ChatService:
         self._modes.set(channel_id, None)
         return await self.channel_values(channel_id, parent_id)
 
+    async def load_modes(self) -> bool:
+        """Read every channel's mode once (the edge calls this before the first message); True
+        if they are known. Until they are, each `channel_mode` tries again."""
+        if self._modes.filled:
+            return True
+        async with self._modes_filling:
+            if not self._modes.filled:
+                try:
+                    found = {
+                        channel: mode
+                        for mode in Mode
+                        for channel in await self._store.channels_with_option(
+                            MODE.name, [mode.value]
+                        )
+                    }
+                except StoreError as exc:
+                    log.warning("Could not read the channels' modes: %s", exc)
+                    return False
+                self._modes.fill(found)
+        return True
+
     async def channel_mode(self, channel_id: int, parent_id: int | None = None) -> Mode:
-        """The channel's mode, without a trip to the database (after the first call, which reads
-        every channel's mode once). A thread has its parent's until it has its own."""
-        if not self._modes.filled:
-            async with self._modes_filling:
-                if not self._modes.filled:
-                    try:
-                        found = {
-                            channel: mode
-                            for mode in Mode
-                            for channel in await self._store.channels_with_option(
-                                MODE.name, [mode.value]
-                            )
-                        }
-                    except StoreError as exc:  # tried again with the next message
-                        log.warning("Could not read the channels' modes: %s", exc)
-                        return Mode.MENTION
-                    self._modes.fill(found)
+        """The channel's mode, from memory (no trip to the database once `load_modes` has read
+        them). A thread has its parent's until it has its own."""
+        if not self._modes.filled and not await self.load_modes():
+            return Mode.MENTION  # the database is failing: mentions still work
         return self._modes.mode(channel_id, parent_id)
 
     async def chat_channels(self) -> list[int]:
         """The channels whose own mode answers messages without a mention (chat, threads)."""
-        await self.channel_mode(0)
+        await self.load_modes()
         return self._modes.channels()
 
     def family(self, model: str) -> Family:

@@ -4,6 +4,7 @@ catalogue (bot/messages), in Discord Markdown, within Discord's limits."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from bot.access import Refusal
@@ -22,6 +23,11 @@ from bot.errors import ChatlabError
 from bot.families import Family
 from bot.messages import text
 from cogs._text import DISCORD_LIMIT, one_line, quote
+
+THREAD_NAME_LIMIT = 100
+# Markdown's emphasis, code and spoiler marks, and Discord's <...> syntax (mentions, emoji,
+# timestamps); other text in angle brackets (`<div>`) is part of the question.
+_NOT_IN_NAMES = re.compile(r"[`*~|]+|<(?:@[!&]?|#|a?:\w+:|t:)[^<>\s]*>")
 
 
 def explain(error: BaseException, locale: str | None = None) -> str:
@@ -216,6 +222,16 @@ def _source(source: str, locale: str | None) -> str:
 
 def _number(value: float) -> str:
     return f"{value:g}"
+
+
+def thread_name(question: str, fallback: str) -> str:
+    """A thread's name from the question: one line, no Markdown or mention syntax, within
+    Discord's 100 characters (`fallback` when nothing is left)."""
+    plain = _NOT_IN_NAMES.sub(" ", question)
+    flat = " ".join(plain.split()).lstrip("#>- ").rstrip()
+    if not flat:
+        flat = " ".join(fallback.split())
+    return flat if len(flat) <= THREAD_NAME_LIMIT else flat[: THREAD_NAME_LIMIT - 1].rstrip() + "…"
 
 
 def reset_summary(who: str, outcome: ResetOutcome, locale: str | None) -> str:

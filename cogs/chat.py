@@ -1,13 +1,25 @@
-"""Talking to the bot: /ask, /stop, and @mentions, replies to the bot and DMs.
+"""Talking to the bot: /ask, /stop, @mentions, replies to the bot, DMs, chat channels, threads.
 
 Every question ends with an answer or one sentence, whatever happens below: the known errors are
 explained, anything else is logged with its traceback and answered politely. A member who keeps
 being refused gets one public notice per interval (see AccessPolicy.may_notify); the rest are
 reactions, so nobody can make the bot post at their rate.
+
+A channel's mode (bot/channels.py, looked up in memory) decides what else is a question:
+- chat: every member message (not bots', webhooks', system messages, nor those starting with
+  CHAT_IGNORE_PREFIX), answered as a reply. Talk there comes in bursts, so a member's cooldown
+  and a full queue are answered with a reaction only, never a sentence. Without the Message
+  Content intent Discord sends those messages empty: nothing is answered, and the channel is told
+  why (once an hour at most) instead of the bot falling silent.
+- threads: a mention opens a public thread named after the question, answered there; the thread
+  is then a chat channel. Without the permissions to do so, one line says so above the answer,
+  which is given in the channel instead. Thread openers count against the channel's queue caps.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -18,13 +30,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.channels import Mode, answers_every_message
 from bot.chat import Answer, Delta, Question, Queued, Thinking, clean_text
 from bot.client import ChatBot
 from bot.errors import ChatlabError, Dropped, QueueFull, Reason, Stopped, StoreError
 from bot.messages import text as sentence
-from cogs._discord import asker_of
+from cogs._discord import NO_PINGS, asker_of
 from cogs._locale import interaction_locale, message_locale
-from cogs._render import explain, refusal_sentence
+from cogs._render import explain, refusal_sentence, thread_name
 from cogs._reply import (
     AnswerDisplay,
     ChannelSink,
@@ -40,11 +53,23 @@ log = logging.getLogger(__name__)
 WAITING = "⏳"
 TOO_FAST = "⏱️"
 QUEUE_FULL = "✋"
+NOT_ALLOWED = "🚫"
+# A chat channel whose messages arrive empty (no Message Content intent) is told why this often.
+UNREADABLE_NOTICE_INTERVAL = 3600.0
+THREAD_ARCHIVE_MINUTES = 1440
 
 
 class ChatCog(commands.Cog):
     def __init__(self, bot: ChatBot) -> None:
         self.bot = bot
+        # Questions opening a thread, by (channel, member): they count against the channel's
+        # queue caps, which the new threads' own queues do not see.
+        self._opening: collections.Counter[tuple[int, int]] = collections.Counter()
+        self._unreadable_told: dict[int, float] = {}  # chat channel -> when it was last told
+
+    async def cog_load(self) -> None:
+        # Each channel's mode is kept in memory: read them before the first message arrives.
+        await self.bot.service.load_modes()
 
     @app_commands.command(name="ask")
     @app_commands.describe(question="What you want to ask, in this channel's conversation")
@@ -104,12 +129,26 @@ class ChatCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or message.webhook_id is not None or not self._addressed(message):
+        if message.author.bot or message.webhook_id is not None or message.is_system():
             return
         assert self.bot.user is not None
+        addressed = self._addressed(message)
+        mode = await self._mode(message)
+        chatting = answers_every_message(mode, in_thread=_parent_id(message.channel) is not None)
+        if not (addressed or chatting):
+            return
+        prefix = self.bot.service.config.chat_ignore_prefix
+        if chatting and prefix and message.content.startswith(prefix):
+            return  # members talking among themselves in a chat channel
         text = clean_text(_readable(strip_mentions(message.content, self.bot.user.id), message))
         pinged = self.bot.user in message.mentions
         in_dm = isinstance(message.channel, discord.DMChannel)
+        if not text and chatting and not pinged:
+            # Nothing to answer; without the message-content intent, every message here is
+            # empty: say so (rarely) rather than fall silent.
+            if not self.bot.intents.message_content:
+                await self._tell_unreadable(message)
+            return
         if not text and not pinged and not in_dm:
             # A reply to the bot with its ping switched off: without the message-content intent
             # Discord sends it empty, so there is nothing to answer and nobody to hint.
@@ -124,19 +163,104 @@ class ChatCog(commands.Cog):
             await self._notify(message, hint)
             return
         if refusal is None and (refusal := await self.bot.access.admit(asker)) is not None:
-            await self._notify(message, refusal_sentence(refusal, locale), reaction=TOO_FAST)
+            # In a chat channel members talk in bursts: a cooldown is a reaction, never a post.
+            said = None if chatting else refusal_sentence(refusal, locale)
+            await self._notify(message, said, reaction=TOO_FAST)
             return
         if refusal is not None:
             if not refusal.quiet:
-                await self._notify(message, refusal_sentence(refusal, locale))
+                await self._notify(
+                    message,
+                    refusal_sentence(refusal, locale),
+                    reaction=NOT_ALLOWED if chatting else None,
+                )
             return
+        opens_thread = mode is Mode.THREADS and _parent_id(message.channel) is None
         question = self._question(message.author, message.channel, text, message.id)
-        full = self.bot.service.queue_refusal(question.channel_id, question.author_id)
+        full = self._queue_refusal(question, opening=opens_thread)
         if full is not None:
-            await self._notify(message, explain(full, locale), reaction=QUEUE_FULL)
+            said = None if chatting else explain(full, locale)
+            await self._notify(message, said, reaction=QUEUE_FULL)
             return
+        if opens_thread:
+            key = (message.channel.id, message.author.id)
+            self._opening[key] += 1
+            try:
+                await self._answer_in_thread(message, question, text, locale)
+            finally:
+                self._opening[key] -= 1
+                if not self._opening[key]:
+                    del self._opening[key]
+            return
+        await self._answer_message(message, question, locale, chatting=chatting)
 
-        reply: StreamedReply[discord.Message] = StreamedReply(ChannelSink(message), locale=locale)
+    async def _answer_in_thread(
+        self, message: discord.Message, question: Question, text: str, locale: str
+    ) -> None:
+        """Open a public thread on the question and answer there (the thread then continues
+        as a chat channel); without the permissions for it, answer in the channel and say so."""
+        thread = await self._open_thread(message, text, locale)
+        if thread is None:
+            note = "-# " + sentence(locale, "channel_setting.thread.no_permission") + "\n"
+            await self._answer_message(message, question, locale, header=note)
+            return
+        asked = Question(
+            channel_id=thread.id,
+            author_id=question.author_id,
+            author_name=question.author_name,
+            text=question.text,
+            parent_id=message.channel.id,
+            message_id=question.message_id,
+            guild_id=question.guild_id,
+        )
+        reply: StreamedReply[discord.Message] = StreamedReply(ThreadSink(thread), locale=locale)
+
+        async def mark_queued(ahead: int) -> None:
+            await message.add_reaction(WAITING)
+
+        await self._converse(
+            asked,
+            reply,
+            on_queued=mark_queued,
+            locale=locale,
+            typing_in=thread,
+            on_start=lambda: self._unmark(message),
+            on_refused=lambda error: self._notify(message, None, reaction=QUEUE_FULL),
+        )
+
+    async def _open_thread(
+        self, message: discord.Message, text: str, locale: str
+    ) -> discord.Thread | None:
+        channel = message.channel
+        guild = message.guild
+        if not isinstance(channel, discord.TextChannel) or guild is None:
+            return None  # threads open from text channels (not forums, voice or news chats)
+        allowed = channel.permissions_for(guild.me)
+        if not (allowed.create_public_threads and allowed.send_messages_in_threads):
+            log.info("No permission to open threads in channel %s; answering there", channel.id)
+            return None
+        who = message.author.display_name
+        name = thread_name(text, sentence(locale, "channel_setting.thread.fallback_name", name=who))
+        try:
+            return await message.create_thread(
+                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES
+            )
+        except discord.HTTPException as exc:
+            log.info("Could not open a thread in channel %s (HTTP %s)", channel.id, exc.status)
+            return None
+
+    async def _answer_message(
+        self,
+        message: discord.Message,
+        question: Question,
+        locale: str,
+        *,
+        chatting: bool = False,
+        header: str = "",
+    ) -> None:
+        reply: StreamedReply[discord.Message] = StreamedReply(
+            ChannelSink(message), header=header, locale=locale
+        )
 
         async def mark_queued(ahead: int) -> None:
             await message.add_reaction(WAITING)
@@ -150,9 +274,50 @@ class ChatCog(commands.Cog):
             on_start=lambda: self._unmark(message),
             # The queue filled while this one waited for Discord: quiet, like the check above.
             on_refused=lambda error: self._notify(
-                message, explain(error, locale), reaction=QUEUE_FULL
+                message, None if chatting else explain(error, locale), reaction=QUEUE_FULL
             ),
         )
+
+    async def _mode(self, message: discord.Message) -> Mode:
+        """The mode of the message's channel (a thread's from its parent until it has its own);
+        a DM answers every message anyway."""
+        if message.guild is None:
+            return Mode.MENTION
+        channel = message.channel
+        return await self.bot.service.channel_mode(channel.id, _parent_id(channel))
+
+    def _queue_refusal(self, question: Question, *, opening: bool) -> QueueFull | None:
+        """The channel's queue caps; for a question that opens a thread, the caps of the
+        channel it is asked in, counting the thread openers under way there."""
+        if not opening:
+            return self.bot.service.queue_refusal(question.channel_id, question.author_id)
+        config = self.bot.service.config
+        channel = question.channel_id
+        if self._opening[(channel, question.author_id)] >= config.max_waiting_per_member:
+            return QueueFull(config.max_waiting_per_member, per_member=True)
+        under_way = sum(n for (c, _), n in self._opening.items() if c == channel)
+        if under_way > config.max_waiting_per_channel:
+            return QueueFull(config.max_waiting_per_channel, per_member=False)
+        return None
+
+    async def _tell_unreadable(self, message: discord.Message) -> None:
+        """A chat channel without the Message Content intent: say why nothing is answered, at
+        most once per UNREADABLE_NOTICE_INTERVAL per channel."""
+        now = asyncio.get_running_loop().time()
+        told = self._unreadable_told.get(message.channel.id)
+        if told is not None and now - told < UNREADABLE_NOTICE_INTERVAL:
+            return
+        self._unreadable_told[message.channel.id] = now
+        log.warning(
+            "Chat channel %s gets messages without their content: this session has no Message"
+            " Content intent",
+            message.channel.id,
+        )
+        notice = sentence(message_locale(message), "channel_setting.intent.cannot_read")
+        try:
+            await message.channel.send(notice)
+        except discord.HTTPException as exc:
+            log.debug("Could not post in channel %s: %s", message.channel.id, exc)
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
@@ -175,10 +340,11 @@ class ChatCog(commands.Cog):
             log.info("Forgot %d deleted question(s) in channel %s", forgotten, channel_id)
 
     async def _notify(
-        self, message: discord.Message, sentence: str, *, reaction: str | None = None
+        self, message: discord.Message, sentence: str | None, *, reaction: str | None = None
     ) -> None:
-        """A public notice, at most once per interval per member; otherwise a quiet reaction."""
-        if self.bot.access.may_notify(message.author.id):
+        """A public notice, at most once per interval per member; otherwise (or with no
+        sentence) a quiet reaction."""
+        if sentence is not None and self.bot.access.may_notify(message.author.id):
             await _say(message, sentence)
         elif reaction is not None:
             with contextlib.suppress(discord.HTTPException):
@@ -207,8 +373,9 @@ class ChatCog(commands.Cog):
             author_id=user.id,
             author_name=user.display_name,
             text=text,
-            parent_id=getattr(channel, "parent_id", None),
+            parent_id=_parent_id(channel),
             message_id=message_id,
+            guild_id=getattr(getattr(channel, "guild", None), "id", None),
         )
 
     async def _converse(
@@ -246,9 +413,8 @@ class ChatCog(commands.Cog):
                         elif isinstance(event, Delta):
                             await shown(lambda e=event: reply.add(e.text))
                         elif isinstance(event, Answer):
-                            footer = answer_footer(
-                                event, self.bot.service.config.max_tokens, locale
-                            )
+                            length = event.max_tokens or self.bot.service.config.max_tokens
+                            footer = answer_footer(event, length, locale)
                             await shown(lambda e=event, f=footer: reply.finish(e.text, f), tries=3)
                 return
             except QueueFull as exc:
@@ -283,6 +449,28 @@ class ChatCog(commands.Cog):
                 await shown(on_start, courtesy=True)
             if ending is not None:
                 await shown(ending, tries=3)
+
+
+class ThreadSink:
+    """Writes an answer into the thread opened for its question."""
+
+    def __init__(self, thread: discord.Thread) -> None:
+        self._thread = thread
+
+    async def send(self, text: str) -> discord.Message:
+        return await self._thread.send(text, allowed_mentions=NO_PINGS)
+
+    async def edit(self, handle: discord.Message, text: str) -> discord.Message:
+        try:
+            return await handle.edit(content=text, allowed_mentions=NO_PINGS)
+        except discord.NotFound:
+            log.info("A reply message was deleted while streaming; sending it again")
+            return await self._thread.send(text, allowed_mentions=NO_PINGS)
+
+
+def _parent_id(channel: object) -> int | None:
+    """A thread's parent channel; None for anything else."""
+    return getattr(channel, "parent_id", None) if isinstance(channel, discord.Thread) else None
 
 
 async def _say(message: discord.Message, text: str) -> None:

@@ -1,0 +1,334 @@
+"""Chat channels and thread channels through simulated Discord: the real bot, with and without the
+privileged Message Content intent (simcord blanks content without it, as Discord does)."""
+
+from __future__ import annotations
+
+import discord
+import pytest
+
+from bot.access import AccessPolicy
+from bot.chat import ChatService
+from bot.client import ChatBot
+from bot.messages import text
+from tests.conftest import make_config
+from tests.fake_openai import Reply
+from tests.speakers import said
+
+
+@pytest.fixture
+def message_content() -> bool:
+    return True
+
+
+@pytest.fixture
+def simcord_bot(store, chat_model, access, config_overrides, message_content) -> ChatBot:
+    """The bot with the Message Content intent (as MESSAGE_CONTENT=auto asks for it when a
+    channel is a chat or thread channel at start), unless a test says otherwise."""
+    intents = discord.Intents.default()
+    intents.message_content = message_content
+    service = ChatService(store, chat_model, make_config(**config_overrides))
+    return ChatBot(service=service, store=store, access=access, intents=intents)
+
+
+async def make_chat_channel(world, mode: str = "chat", channel=None):
+    result = await world.mod.slash(channel or world.channel, "settings mode", mode=mode)
+    assert not result.ephemeral, result.response.content
+    return result
+
+
+def answers(world, channel=None) -> list[discord.Message]:
+    """The bot's own messages, without Discord's system messages (a thread was created)."""
+    return [m for m in world.bot_messages(channel) if not m.is_system()]
+
+
+def user_messages(request) -> list[str]:
+    return [m["content"] for m in request["messages"] if m["role"] == "user"]
+
+
+# -- chat channels ----------------------------------------------------------------------------
+
+
+async def test_a_chat_channel_answers_every_member_message_without_a_mention(world, llm_server):
+    llm_server.default = Reply(echo=True)
+    result = await make_chat_channel(world)
+
+    await world.alice.send(world.channel, "what is a monad?")
+    await world.bob.send(world.channel, "and a functor?")
+
+    assert result.response.content == (
+        "I now answer every message here, except those starting with `//` and those from bots."
+    )
+    answers = world.bot_messages()
+    assert len(answers) == 3  # the mode's announcement, then one answer per message
+    asked = world.channel.history()[1]
+    assert answers[1].reference is not None and answers[1].reference.message_id == asked.id
+    assert user_messages(llm_server.requests[1]) == [
+        said("Alice", world.alice.id, "what is a monad?"),
+        said("Bob", world.bob.id, "and a functor?"),
+    ]
+
+
+async def test_a_mention_channel_still_answers_only_mentions(world, llm_server):
+    await world.alice.send(world.channel, "just talking")
+    await world.alice.send(world.channel, f"{world.bot_mention} a question")
+
+    assert len(llm_server.requests) == 1
+
+
+async def test_messages_starting_with_the_ignore_prefix_are_skipped(world, llm_server):
+    await make_chat_channel(world)
+
+    await world.alice.send(world.channel, "// between us: the bot is slow today")
+    await world.alice.send(world.channel, "//")
+    await world.alice.send(world.channel, "a real question")
+
+    assert [user_messages(r)[-1] for r in llm_server.requests] == [
+        said("Alice", world.alice.id, "a real question")
+    ]
+
+
+@pytest.mark.parametrize("config_overrides", [{"chat_ignore_prefix": "!aside"}])
+async def test_the_ignore_prefix_is_a_setting(world, llm_server):
+    result = await make_chat_channel(world)
+
+    await world.alice.send(world.channel, "!aside not for the bot")
+    await world.alice.send(world.channel, "// for the bot")
+
+    assert "`!aside`" in result.response.content
+    assert len(llm_server.requests) == 1
+
+
+async def test_bots_and_webhooks_are_not_answered_in_a_chat_channel(world, llm_server):
+    await make_chat_channel(world)
+    other_bot = world.guild.add_member(world.env.create_user("otherbot", bot=True))
+    webhook = world.guild.create_webhook(world.channel, "CI")
+
+    await other_bot.send(world.channel, "beep boop, a question?")
+    await webhook.send("build failed, any ideas?")
+    await world.env.settle()
+
+    assert llm_server.requests == []
+
+
+async def test_a_thread_of_a_chat_channel_is_a_chat_channel_too(world, llm_server):
+    await make_chat_channel(world)
+    thread = world.thread()
+
+    await world.alice.send(thread, "asked in the thread")
+
+    assert len(llm_server.requests) == 1
+    assert len(world.bot_messages(thread)) == 1
+
+
+async def test_a_thread_may_go_back_to_mentions_in_a_chat_channel(world, llm_server):
+    await make_chat_channel(world)
+    thread = world.thread()
+    await world.mod.slash(thread, "settings mode", mode="mention")
+
+    await world.alice.send(thread, "just talking here")
+    await world.alice.send(world.channel, "but asking here")
+
+    assert len(llm_server.requests) == 1
+
+
+@pytest.mark.parametrize("access", [AccessPolicy(cooldown=30.0)])
+async def test_a_cooldown_in_a_chat_channel_is_a_reaction_never_a_post(world, llm_server):
+    await make_chat_channel(world)
+
+    for n in range(4):
+        await world.alice.send(world.channel, f"burst {n}")
+
+    assert len(llm_server.requests) == 1
+    assert len(world.bot_messages()) == 2  # the announcement and one answer: no refusal posts
+    reacted = [m for m in world.channel.history()[2:] if m.author.id == world.alice.id]
+    assert len(reacted) == 3
+    assert all(any(str(r.emoji) == "⏱️" for r in m.reactions) for m in reacted)
+
+
+@pytest.mark.parametrize("config_overrides", [{"max_waiting_per_member": 1}])
+async def test_a_full_queue_in_a_chat_channel_is_a_reaction_never_a_post(world, llm_server):
+    await make_chat_channel(world)
+    llm_server.default = Reply(text="an answer", latency=0.2)  # talk goes on while it answers
+    for n in range(4):
+        world.env.backend.create_message(world.channel.id, world.alice.id, f"message {n}")
+    await world.env.settle()
+
+    assert len(llm_server.requests) == 1
+    assert [m.content for m in world.bot_messages()][1:] == ["an answer"]
+    assert len(world.requests_to("PUT", "/reactions/%E2%9C%8B")) == 3  # ✋
+
+
+async def test_system_messages_are_not_answered(world, llm_server):
+    await make_chat_channel(world)
+
+    world.thread("planning")  # Discord posts "Alice started a thread: planning" in the channel
+    await world.env.settle()
+
+    (notice,) = [m for m in world.channel.history() if m.is_system()]
+    assert notice.content == "planning" and notice.author.id == world.alice.id
+    assert llm_server.requests == []
+
+
+# -- thread channels --------------------------------------------------------------------------
+
+
+async def test_a_mention_opens_a_thread_named_from_the_question_and_answers_there(
+    world, llm_server
+):
+    llm_server.default = Reply(echo=True)
+    result = await make_chat_channel(world, "threads")
+
+    await world.alice.send(world.channel, f"{world.bot_mention} **How** do `threads` work?")
+
+    assert result.response.content.startswith("A mention here now opens a public thread")
+    (thread,) = world.channel.threads
+    assert thread.name == "How do threads work?"
+    (answer,) = answers(world, thread)
+    assert answer.content.startswith("echo: ")
+    assert len(answers(world)) == 1  # only the announcement in the channel itself
+
+
+async def test_the_opened_thread_continues_without_mentions(world, llm_server):
+    llm_server.default = Reply(echo=True)
+    await make_chat_channel(world, "threads")
+    await world.alice.send(world.channel, f"{world.bot_mention} first question")
+    (thread,) = world.channel.threads
+
+    await world.bob.send(thread, "a follow-up, no mention")
+    await world.alice.send(world.channel, "chatting in the channel is not a question")
+
+    assert len(llm_server.requests) == 2
+    assert user_messages(llm_server.requests[1]) == [
+        said("Alice", world.alice.id, "first question"),
+        said("Bob", world.bob.id, "a follow-up, no mention"),
+    ]
+    assert len(world.bot_messages(thread)) == 2
+
+
+async def test_a_long_question_names_its_thread_within_discords_limit(world, llm_server):
+    await make_chat_channel(world, "threads")
+
+    await world.alice.send(world.channel, f"{world.bot_mention} " + "why " * 60 + f"<@{1}>")
+
+    (thread,) = world.channel.threads
+    assert len(thread.name) == 100 and thread.name.endswith("…") and "<@" not in thread.name
+
+
+async def test_an_opened_thread_inherits_the_parents_prompt_and_settings(world, llm_server):
+    await world.mod.slash(world.channel, "system set", prompt="Answer like a pirate.")
+    await world.mod.slash(world.channel, "settings temperature", value="1.1")
+    await make_chat_channel(world, "threads")
+
+    await world.alice.send(world.channel, f"{world.bot_mention} ahoy?")
+    (thread,) = world.channel.threads
+    await world.alice.send(thread, "and then?")
+
+    for request in llm_server.requests:
+        assert request["messages"][0]["content"].startswith("Answer like a pirate.")
+        assert request["temperature"] == 1.1
+
+
+async def test_without_permission_to_open_threads_the_answer_comes_in_the_channel(
+    world, llm_server
+):
+    channel = world.guild.create_text_channel(
+        "no-threads",
+        overwrites={world.guild.me: discord.PermissionOverwrite(create_public_threads=False)},
+    )
+    await make_chat_channel(world, "threads", channel=channel)
+
+    await world.alice.send(channel, f"{world.bot_mention} still answered?")
+
+    assert channel.threads == []
+    (_, answer) = world.bot_messages(channel)
+    first_line, _, rest = answer.content.partition("\n")
+    assert first_line == "-# " + text("en-US", "channel_setting.thread.no_permission")
+    assert rest.strip()
+    assert len(llm_server.requests) == 1
+
+
+async def test_a_thread_cannot_be_made_to_open_threads(world):
+    thread = world.thread()
+
+    result = await world.mod.slash(thread, "settings mode", mode="threads")
+
+    assert result.ephemeral
+    assert result.response.content == text("en-US", "channel_setting.unavailable.thread")
+
+
+async def test_info_shows_the_mode(world):
+    await make_chat_channel(world, "threads")
+
+    info = await world.alice.slash(world.channel, "info")
+
+    assert (
+        "**Mode:** opens a thread for each mention (set in this channel)" in info.response.content
+    )
+
+
+# -- the Message Content intent ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("message_content", [False])
+async def test_a_chat_channel_with_the_intent_off_says_so_and_never_answers_empty_messages(
+    world, llm_server
+):
+    result = await make_chat_channel(world)
+
+    await world.alice.send(world.channel, "hello? (Discord delivers this empty)")
+    await world.bob.send(world.channel, "anyone?")
+    await world.alice.send(world.channel, f"{world.bot_mention} and with a mention?")
+
+    assert result.response.content.endswith(text("en-US", "channel_setting.intent.missing"))
+    assert len(llm_server.requests) == 1  # only the mention, whose content Discord delivers
+    assert user_messages(llm_server.requests[0])[-1] == said(
+        "Alice", world.alice.id, "and with a mention?"
+    )
+    notices = [
+        m
+        for m in world.bot_messages()
+        if m.content == text("en-US", "channel_setting.intent.cannot_read")
+    ]
+    assert len(notices) == 1  # once, not once per message
+
+
+@pytest.mark.parametrize("message_content", [False])
+async def test_the_unreadable_notice_comes_again_after_an_hour(world, llm_server):
+    await make_chat_channel(world)
+    cannot_read = text("en-US", "channel_setting.intent.cannot_read")
+
+    await world.alice.send(world.channel, "one")
+    await world.env.advance_time(1800)
+    await world.alice.send(world.channel, "two")
+    await world.env.advance_time(1801)
+    await world.alice.send(world.channel, "three")
+
+    assert [m.content for m in world.bot_messages()].count(cannot_read) == 2
+
+
+@pytest.mark.parametrize("message_content", [False])
+async def test_thread_mode_with_the_intent_off_still_opens_threads_from_mentions(world, llm_server):
+    result = await make_chat_channel(world, "threads")
+
+    await world.alice.send(world.channel, f"{world.bot_mention} open one")
+
+    assert text("en-US", "channel_setting.intent.missing") in result.response.content
+    assert len(world.channel.threads) == 1 and len(llm_server.requests) == 1
+
+
+@pytest.mark.parametrize("config_overrides", [{"message_content": "off"}])
+async def test_chat_and_thread_modes_are_refused_when_the_intent_is_switched_off(world, llm_server):
+    chat = await world.mod.slash(world.channel, "settings mode", mode="chat")
+    threads = await world.mod.slash(world.channel, "settings mode", mode="threads")
+    await world.alice.send(world.channel, "not answered")
+
+    refused = text("en-US", "channel_setting.unavailable.off")
+    assert chat.ephemeral and chat.response.content == refused
+    assert threads.response.content == refused
+    assert llm_server.requests == []
+
+
+async def test_modes_are_not_for_dms(world):
+    result = await world.alice.user.slash("settings mode", mode="chat")
+
+    assert result.response.content == text("en-US", "channel_setting.unavailable.dm")
