@@ -97,9 +97,10 @@ SELECT ARRAY(SELECT (channel_id, system_prompt, prompt_set_by_id, prompt_set_by_
 """
 
 # What a turn reads, in one query: the channel's settings (as above), and its window: its newest
-# messages, newest first, through the (channel_id, id) index. How many rounds: the channel's own
-# "history_rounds" option, else its parent's (a primary-key look-up each; a value that is not a
-# whole number counts as unset), else $3.
+# messages, newest first, through the (channel_id, id) primary key (the only index on messages'
+# ids: see 0001_initial.sql). How many rounds: the channel's own "history_rounds" option, else
+# its parent's (a primary-key look-up each; a value that is not a whole number counts as unset),
+# else $3.
 TURN_CONTEXT = """
 SELECT ARRAY(SELECT (channel_id, system_prompt, prompt_set_by_id, prompt_set_by_name,
                      prompt_set_at, model, reasoning_effort)
