@@ -21,6 +21,7 @@ from bot.channels import (
 from bot.errors import InvalidSetting
 from bot.messages import text
 from bot.storage.records import ChannelSettings
+from cogs._render import thread_name
 from tests.conftest import make_config
 
 CONFIG = make_config(temperature=0.7, max_tokens=256, context_window=8192, max_rounds=5)
@@ -193,3 +194,19 @@ def test_every_setting_is_named_in_every_language():
     for name in BY_NAME:
         for locale in ("en-US", "zh-CN", "zh-TW"):
             assert text(locale, f"channel_setting.name.{name}")
+
+
+@pytest.mark.parametrize(
+    ("question", "name"),
+    [
+        ("**How** do `threads` work?", "How do threads work?"),
+        ("# Title\nsecond   line", "Title second line"),
+        ("ask <@123> and <#456> about <:blob:789> at <t:1700000000:R>", "ask and about at"),
+        ("what does <div> do in C#?", "what does <div> do in C#?"),
+        ("||spoiler|| ~~gone~~", "spoiler gone"),
+        ("```\n```", "Question from Ann"),
+        ("x" * 150, "x" * 99 + "…"),
+    ],
+)
+def test_a_thread_is_named_from_its_question_as_plain_text(question, name):
+    assert thread_name(question, "Question from Ann") == name

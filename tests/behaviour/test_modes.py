@@ -247,6 +247,22 @@ async def test_without_permission_to_open_threads_the_answer_comes_in_the_channe
     assert len(llm_server.requests) == 1
 
 
+@pytest.mark.parametrize("config_overrides", [{"max_waiting_per_member": 1}])
+async def test_questions_opening_threads_count_against_the_channels_queue_caps(world, llm_server):
+    await make_chat_channel(world, "threads")
+    llm_server.default = Reply(text="an answer", latency=0.2)
+    for n in range(3):
+        world.env.backend.create_message(
+            world.channel.id, world.alice.id, f"{world.bot_mention} thread {n}"
+        )
+    await world.env.settle()
+
+    assert len(world.channel.threads) == 1 and len(llm_server.requests) == 1
+    assert len(world.requests_to("PUT", "/reactions/%E2%9C%8B")) == 1  # ✋, then quiet
+    refusal = text("en-US", "error.queue_full_member", limit=1)
+    assert [m.content for m in answers(world)].count(refusal) == 1
+
+
 async def test_a_thread_cannot_be_made_to_open_threads(world):
     thread = world.thread()
 
