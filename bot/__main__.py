@@ -42,7 +42,7 @@ from bot import health
 from bot.access import AccessPolicy
 from bot.chat import ChatConfig, ChatService
 from bot.client import ChatBot, build_bot, choose_intents
-from bot.errors import ShardsInUse, StoreError
+from bot.errors import StoreError
 from bot.llm import OpenAIChatModel, open_client
 from bot.settings import Settings, SettingsError, load_settings, redact_url
 from bot.storage import Store, open_store
@@ -143,8 +143,9 @@ async def run(settings: Settings, *, sync_only: bool = False) -> None:
                     settings.heartbeat_file,
                     bot.gateway_connected,
                     max_age=settings.heartbeat_max_age,
-                ),
+                ) as beats,
             ):
+                bot.beat_on_connect(beats.beat)
                 stopping = _stop_on_signals(bot, service, settings.shutdown_grace_seconds)
                 await bot.start(token)
                 if stopping.done():
@@ -288,9 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_copy_report(report, source, args.url)
             return 0
         asyncio.run(run(settings, sync_only=command == "sync"))
-    except ShardsInUse as exc:
-        return fail(f"{exc}; stop that process, or give this one other SHARD_IDS.")
-    except StoreError as exc:
+    except StoreError as exc:  # ShardsInUse too: which shards, and what to change
         return fail(str(exc))
     except ModuleNotFoundError as exc:
         if exc.name != "asyncpg":

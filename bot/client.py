@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import discord
@@ -24,6 +24,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.access import AccessPolicy
+from bot.channels import Mode
 from bot.chat import ChatService
 from bot.errors import ChatlabError, StoreError
 from bot.messages import text
@@ -35,8 +36,8 @@ from cogs._render import explain, refusal_sentence
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.chat", "cogs.manage", "cogs.settings")
-# The channel modes in which members talk to the bot without mentioning it (bot/channels.py).
-UNMENTIONED_MODES = ("chat", "threads")
+# The channel modes in which members talk to the bot without mentioning it.
+UNMENTIONED_MODES = (Mode.CHAT.value, Mode.THREADS.value)
 TREE_FINGERPRINT_KEY = "command_tree_fingerprint"
 # What the bot needs in a channel, and nothing more: read and answer (in threads too), reply to
 # the question (read history), mark a queued question, attach an export.
@@ -137,6 +138,18 @@ class ChatBot(commands.Bot):
             return False
         websocket = self.ws
         return websocket is not None and bool(websocket.open)
+
+    def beat_on_connect(self, beat: Callable[[], object]) -> None:
+        """Call `beat` whenever the gateway (or one shard) connects, is ready, or resumes, so
+        the heartbeat is fresh at once, not one beat interval later (`beat` checks that every
+        connection is up)."""
+
+        async def listener(*_: object) -> None:
+            beat()
+
+        for event in ("connect", "ready", "resumed"):
+            self.add_listener(listener, f"on_{event}")
+            self.add_listener(listener, f"on_shard_{event}")
 
     async def on_ready(self) -> None:
         assert self.user is not None

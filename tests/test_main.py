@@ -352,7 +352,7 @@ def test_shards_run_by_another_process_stop_start_up_with_one_line(
 ):
     @contextlib.asynccontextmanager
     async def taken(self: SQLiteStore, shard_ids):
-        raise ShardsInUse("shards 2, 3 are run by another process")
+        raise ShardsInUse("another chatlab process runs shards 2, 3 on this database; ...")
         yield
 
     monkeypatch.setattr(SQLiteStore, "claim_shards", taken)
@@ -363,8 +363,7 @@ def test_shards_run_by_another_process_stop_start_up_with_one_line(
 
     assert code == 1 and started == []  # never connected
     assert one_error_line(capsys.readouterr().err) == (
-        "chatlab: shards 2, 3 are run by another process; stop that process, or give this one"
-        " other SHARD_IDS."
+        "chatlab: another chatlab process runs shards 2, 3 on this database; ..."
     )
 
 
@@ -430,3 +429,31 @@ def test_migrate_to_failing_is_one_line_without_the_password(bot_env, monkeypatc
     assert one_error_line(err) == (
         "chatlab: cannot connect to PostgreSQL at postgresql://chatlab:***@127.0.0.1:9/chatlab"
     )
+
+
+def test_migrate_to_copies_into_postgresql_and_prints_what_it_copied(bot_env, tmp_path, capsys):
+    from tests.support.postgres import create_database, release_database
+
+    async def fill() -> None:
+        async with SQLiteStore.open(tmp_path / "chatlab.db") as store:
+            await store.set_system_prompt(5, "Be brief.", by_id=7, by_name="mod")
+            await store.set_channel_option(5, "mode", "chat", guild_id=9)
+
+    asyncio.run(fill())
+    url = asyncio.run(create_database())
+    # The test server trusts local connections: a password is accepted and ignored.
+    with_password = url.replace("postgres:@", "postgres:S3cret-PASSWORD@", 1)
+    assert with_password != url
+    try:
+        code = main(["migrate-to", with_password])
+    finally:
+        asyncio.run(release_database(url))
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.startswith(f"Copied {tmp_path / 'chatlab.db'} to postgresql://postgres:***@/")
+    counts = dict(line.split() for line in out.splitlines()[1:-1])
+    assert counts["channels"] == "1" and counts["channel_options"] == "1"
+    assert counts["prompt_changes"] == "1" and counts["messages"] == "0"
+    assert out.splitlines()[-1].startswith("Verified: the row counts are equal")
+    assert "S3cret-PASSWORD" not in out + err

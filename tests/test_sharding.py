@@ -10,6 +10,7 @@ import simcord
 from bot.access import AccessPolicy
 from bot.chat import ChatService
 from bot.client import ChatBot, ShardedChatBot, build_bot
+from bot.health import Heartbeat
 from tests.conftest import make_config
 from tests.fake_openai import Reply
 
@@ -99,3 +100,22 @@ async def test_dms_reach_the_process_that_runs_shard_zero_only(
 
         replies = [m for m in bot.cached_messages if m.author.id == bot.user.id]
         assert [m.content for m in replies] == (["Hi in private."] if answers else [])
+
+
+async def test_the_heartbeat_beats_as_soon_as_every_shard_is_ready_again(
+    store, chat_model, tmp_path
+):
+    bot = bot_for(store, chat_model, shard_count=2)
+    beats = Heartbeat(tmp_path / "heartbeat", bot.gateway_connected)
+    bot.beat_on_connect(beats.beat)
+
+    async with simcord.run(bot) as env:
+        assert beats.path.exists()  # at once, not a beat interval later
+        beats.path.unlink()
+        await bot.get_shard(1).disconnect()
+        await env.settle()
+        assert not beats.beat() and not beats.path.exists()
+
+        await bot.get_shard(1).reconnect()
+        await env.settle()
+        assert beats.path.exists()
