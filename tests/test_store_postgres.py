@@ -7,13 +7,17 @@ The behaviour every engine shares is in tests/contract/ (run against SQLite and 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+from dataclasses import replace
 
 import asyncpg
 import pytest
 
+from bot.conversation import Attachment, Message
 from bot.errors import StorageFull, StoreError
+from bot.storage import TurnRecord
 from bot.storage.postgres import (
     EXPORT_NEWEST_FIRST,
     EXPORT_OLDEST_FIRST,
@@ -223,3 +227,50 @@ async def test_shards_are_released_when_their_holder_dies(url):
         await admin.close()
         async with second.claim_shards([3]):
             pass
+
+
+# -- trips -----------------------------------------------------------------------------------
+
+
+class CountingPool:
+    """The store's pool, counting the statements sent through it (a trip each)."""
+
+    def __init__(self, pool) -> None:
+        self._pool = pool
+        self.trips: list[str] = []
+
+    def __getattr__(self, name):
+        method = getattr(self._pool, name)
+        if name not in ("fetch", "fetchrow", "fetchval", "execute", "acquire"):
+            return method
+
+        def counted(*args, **kwargs):
+            self.trips.append(name)
+            return method(*args, **kwargs)
+
+        return counted
+
+
+async def test_a_turn_reads_in_one_trip_and_writes_in_one_statement(url):
+    picture = b"\x89PNG" + bytes(200)
+    digest = hashlib.sha256(picture).hexdigest()
+    question = Message(
+        "user",
+        "look",
+        5,
+        1,
+        "ann",
+        attachments=(Attachment("p.png", "image", "image/png", 204, digest),),
+    )
+    record = TurnRecord(
+        1, "m", question, Message("assistant", "a", 1), 1, 1, blobs={digest: picture}
+    )
+    async with PostgresStore.open(url) as store:
+        await store.set_channel_option(2, "history_rounds", "3")
+        store._pool = counting = CountingPool(store._pool)
+        await store.turn_context(1, 2, 5)
+        await store.add_turn(record)
+        await store.add_turn(replace(record, blobs={}))  # the image stored already
+
+        assert counting.trips == ["fetchrow", "fetchrow", "fetchrow"]
+        assert await store.blobs([digest]) == {digest: picture}
