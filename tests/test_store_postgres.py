@@ -216,7 +216,7 @@ async def test_claims_older_than_a_day_are_pruned(url):
     assert (old, recent) == (True, False)
 
 
-async def test_shards_are_released_when_their_holder_dies(url):
+async def test_shards_are_released_when_their_holder_dies_and_it_says_so(url, caplog):
     one, two = PostgresStore.open(url), PostgresStore.open(url)
     async with one as first, two as second, first.claim_shards([3]):
         admin = await asyncpg.connect(postgres.server_url())
@@ -227,6 +227,10 @@ async def test_shards_are_released_when_their_holder_dies(url):
         await admin.close()
         async with second.claim_shards([3]):
             pass
+        await asyncio.sleep(0)  # the holder's connection notices it was closed
+
+    (critical,) = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert "Lost the connection that holds shards 3" in critical.getMessage()
 
 
 # -- trips -----------------------------------------------------------------------------------

@@ -657,8 +657,21 @@ class PostgresStore:
                     f"another chatlab process runs shard{plural} {named} on this database;"
                     " give each process its own SHARD_IDS"
                 )
-            log.info("Holding shards %s", ", ".join(map(str, shards)))
-            yield
+            named = ", ".join(map(str, shards))
+            log.info("Holding shards %s", named)
+
+            def lost(_connection: object) -> None:
+                log.critical(
+                    "Lost the connection that holds shards %s: another process may take them;"
+                    " restart this one",
+                    named,
+                )
+
+            connection.add_termination_listener(lost)
+            try:
+                yield
+            finally:
+                connection.remove_termination_listener(lost)
         finally:
             try:
                 await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_SECONDS)
