@@ -139,6 +139,24 @@ async def test_a_newer_schema_is_refused(url):
             pass
 
 
+async def test_a_role_that_may_not_create_tables_runs_on_a_migrated_database(url):
+    owner = await asyncpg.connect(url)
+    try:
+        await owner.execute(
+            "CREATE ROLE chatlab_runner LOGIN;"
+            " GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public"
+            " TO chatlab_runner;"
+            " GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO chatlab_runner"
+        )
+        runner_url = url.replace("postgres:@", "chatlab_runner:@")
+        async with PostgresStore.open(runner_url) as store:
+            await store.set_meta("k", "v")
+            assert await store.get_meta("k") == "v"
+    finally:
+        await owner.execute("DROP OWNED BY chatlab_runner; DROP ROLE chatlab_runner")
+        await owner.close()
+
+
 # -- connection errors ---------------------------------------------------------------------
 
 

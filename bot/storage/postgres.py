@@ -300,8 +300,11 @@ class PostgresStore:
         finally:
             try:
                 await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_SECONDS)
-            except (*DRIVER_ERRORS, asyncio.CancelledError):
+            except DRIVER_ERRORS:
                 pool.terminate()
+            except asyncio.CancelledError:
+                pool.terminate()
+                raise
 
     async def _migrate(self) -> None:
         """Bring the schema up to date in one transaction, under the migration lock.
@@ -314,9 +317,12 @@ class PostgresStore:
                 await connection.execute(
                     "SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, MIGRATION_LOCK
                 )
-                await connection.execute(
-                    "CREATE TABLE IF NOT EXISTS chatlab_schema (version INTEGER NOT NULL)"
-                )
+                # Created only when absent: a role that may not create tables can run the bot
+                # on a database migrated by its owner.
+                if await connection.fetchval("SELECT to_regclass('chatlab_schema')") is None:
+                    await connection.execute(
+                        "CREATE TABLE chatlab_schema (version INTEGER NOT NULL)"
+                    )
                 version = await connection.fetchval("SELECT max(version) FROM chatlab_schema")
                 version = int(version or 0)
                 if version > SCHEMA_VERSION:
@@ -675,8 +681,11 @@ class PostgresStore:
         finally:
             try:
                 await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_SECONDS)
-            except (*DRIVER_ERRORS, asyncio.CancelledError):
+            except DRIVER_ERRORS:
                 connection.terminate()
+            except asyncio.CancelledError:
+                connection.terminate()
+                raise
 
     # -- a copy from SQLite (bot/storage/copy.py) --------------------------------------------
 
