@@ -10,7 +10,13 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+# A system user with no shell and no password; it owns /data and nothing else.
+RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /data \
+        --shell /usr/sbin/nologin chatlab \
+    && mkdir /data && chown chatlab:chatlab /data
 
 # The package (with the PostgreSQL driver, and aiohttp for HTTP_BACKEND=aiohttp), built from a
 # copy of the repository that is removed afterwards: the image runs the installed package.
@@ -19,10 +25,6 @@ COPY bot /src/bot
 COPY cogs /src/cogs
 RUN pip install "/src[postgres,aiohttp]" && rm -rf /src
 
-# A system user with no shell and no password; it owns /data and nothing else.
-RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /data \
-        --shell /usr/sbin/nologin chatlab \
-    && mkdir /data && chown chatlab:chatlab /data
 USER chatlab
 WORKDIR /data
 VOLUME /data
