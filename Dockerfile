@@ -38,7 +38,7 @@ ENV DATABASE_PATH=/data/chatlab.db \
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["python", "-m", "bot", "health"]
 
-# SIGTERM: no new questions, answers in flight finish (up to SHUTDOWN_GRACE_SECONDS, 30 s by
+# SIGTERM: no new questions, answers in flight finish (up to SHUTDOWN_GRACE_SECONDS, 25 s by
 # default), then the bot closes. Docker waits 10 s before SIGKILL unless told otherwise:
 # `docker run --stop-timeout 40`, `docker stop -t 40`, compose's stop_grace_period.
 STOPSIGNAL SIGTERM

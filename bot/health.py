@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError, create_model
 from pydantic_settings import BaseSettings
 
-from bot.settings import Settings, SettingsError, _describe
+from bot.settings import Settings, SettingsError, describe_errors
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def load_heartbeat_settings(env_file: str | Path | None = ".env") -> tuple[Path,
     try:
         values = _HeartbeatSettings(_env_file=env_file).model_dump()
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise SettingsError(describe_errors(exc)) from None
     return Path(values["heartbeat_file"]), float(values["heartbeat_max_age"])
 
 

@@ -119,7 +119,8 @@ class Settings(BaseSettings):
     max_waiting_per_member: int = Field(default=2, ge=1, le=100)
     export_cooldown_seconds: float = Field(default=60.0, ge=0, le=DAY)
     notice_interval_seconds: float = Field(default=30.0, ge=1, le=DAY)
-    shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=DAY)
+    # Fits Heroku's 30 s between SIGTERM and SIGKILL; Docker waits 10 s unless told (compose: 40 s).
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=DAY)
 
     @field_validator("openai_base_url", "tokenizer", "database_url", mode="before")
     @classmethod
@@ -397,10 +398,10 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
     try:
         return Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
-        raise SettingsError(_describe(exc)) from None
+        raise SettingsError(describe_errors(exc)) from None
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
