@@ -274,6 +274,11 @@ async def discord_edge(url: str, tmp: Path, turns: int) -> Row:
         core = ChatService(store, model, CONFIG)
         edge = ChatService(store, model, CONFIG)
         bot = ChatBot(service=edge, store=store, access=AccessPolicy())
+        # The model client connects before the simulated Discord starts. simcord waits, after
+        # each message, until every timer the bot's tasks started has run; aiohttp's connection
+        # pool (HTTP_BACKEND=aiohttp) keeps one while a connection is idle (its keep-alive
+        # clean-up), started by whichever request first returns a connection to the pool.
+        await turn(core, 7, "connect")
         async with simcord.run(bot) as env:
             guild = env.create_guild()
             channel = guild.create_text_channel("bench")
