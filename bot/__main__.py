@@ -135,7 +135,10 @@ async def run(settings: Settings, *, sync_only: bool = False) -> None:
             return
         shards = settings.process_shards
         _warn_if_shards_cannot_share(settings, shards)
-        async with store.claim_shards(shards if shards is not None else (0,)):
+        # Losing the shards' claim (the database connection that holds it) means another
+        # process may start running them: stop, and let the supervisor start this one again.
+        lost = asyncio.Event()
+        async with store.claim_shards(shards if shards is not None else (0,), lost.set):
             intents = await choose_intents(settings.message_content, store)
             async with (
                 _bot(settings, service, store, intents=intents, shards=shards) as bot,
@@ -147,9 +150,18 @@ async def run(settings: Settings, *, sync_only: bool = False) -> None:
             ):
                 bot.beat_on_connect(beats.beat)
                 stopping = _stop_on_signals(bot, service, settings.shutdown_grace_seconds)
-                await bot.start(token)
+                watch = asyncio.create_task(_stop_when(lost, bot, service, settings))
+                try:
+                    await bot.start(token)
+                finally:
+                    watch.cancel()
                 if stopping.done():
                     stopping.result()  # surface a failure of the shutdown itself
+                if lost.is_set():
+                    raise StoreError(
+                        "lost the database connection that holds this process's shards; stopped"
+                        " so that no shard runs twice (start it again to claim them anew)"
+                    )
     log.info("Stopped; the database is closed")
 
 
@@ -214,6 +226,15 @@ def _print_copy_report(report: CopyReport, source: Path, url: str) -> None:
         f"Verified: the row counts are equal, and {report.sample_size:,} sampled turns read back"
         " the same from both databases."
     )
+
+
+async def _stop_when(
+    lost: asyncio.Event, bot: ChatBot, service: ChatService, settings: Settings
+) -> None:
+    await lost.wait()
+    log.critical("The shards' claim was lost: finishing answers in flight, then stopping")
+    await service.shutdown(settings.shutdown_grace_seconds)
+    await bot.close()
 
 
 def _stop_on_signals(bot: ChatBot, service: ChatService, grace: float) -> asyncio.Future[None]:

@@ -324,9 +324,9 @@ def test_without_shard_settings_one_connection_runs_and_claims_shard_zero(
     claimed: list[tuple[int, ...]] = []
     real = SQLiteStore.claim_shards
 
-    def claim_shards(self: SQLiteStore, shard_ids):
+    def claim_shards(self: SQLiteStore, shard_ids, on_lost=None):
         claimed.append(tuple(shard_ids))
-        return real(self, shard_ids)
+        return real(self, shard_ids, on_lost)
 
     monkeypatch.setattr(SQLiteStore, "claim_shards", claim_shards)
 
@@ -351,7 +351,7 @@ def test_shards_run_by_another_process_stop_start_up_with_one_line(
     bot_env, started, monkeypatch, capsys
 ):
     @contextlib.asynccontextmanager
-    async def taken(self: SQLiteStore, shard_ids):
+    async def taken(self: SQLiteStore, shard_ids, on_lost=None):
         raise ShardsInUse("another chatlab process runs shards 2, 3 on this database; ...")
         yield
 
@@ -364,6 +364,23 @@ def test_shards_run_by_another_process_stop_start_up_with_one_line(
     assert code == 1 and started == []  # never connected
     assert one_error_line(capsys.readouterr().err) == (
         "chatlab: another chatlab process runs shards 2, 3 on this database; ..."
+    )
+
+
+def test_losing_the_shards_claim_stops_the_bot_with_one_line(bot_env, started, monkeypatch, capsys):
+    @contextlib.asynccontextmanager
+    async def lost_at_once(self: SQLiteStore, shard_ids, on_lost=None):
+        on_lost()  # as when the database connection holding the shards ends
+        yield
+
+    monkeypatch.setattr(SQLiteStore, "claim_shards", lost_at_once)
+
+    code = main(["run"])
+
+    assert code == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        "chatlab: lost the database connection that holds this process's shards; stopped so"
+        " that no shard runs twice (start it again to claim them anew)"
     )
 
 

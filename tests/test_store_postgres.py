@@ -236,7 +236,8 @@ async def test_claims_older_than_a_day_are_pruned(url):
 
 async def test_shards_are_released_when_their_holder_dies_and_it_says_so(url, caplog):
     one, two = PostgresStore.open(url), PostgresStore.open(url)
-    async with one as first, two as second, first.claim_shards([3]):
+    told: list[str] = []
+    async with one as first, two as second, first.claim_shards([3], lambda: told.append("lost")):
         admin = await asyncpg.connect(postgres.server_url())
         await admin.execute(  # as when the holding process is killed
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -249,6 +250,7 @@ async def test_shards_are_released_when_their_holder_dies_and_it_says_so(url, ca
 
     (critical,) = [r for r in caplog.records if r.levelno == logging.CRITICAL]
     assert "Lost the connection that holds shards 3" in critical.getMessage()
+    assert told == ["lost"]  # the process is told, to stop before another one runs shard 3
 
 
 # -- trips -----------------------------------------------------------------------------------

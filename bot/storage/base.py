@@ -17,7 +17,7 @@ Each engine has its own ordered migrations, one file each in `sql/<engine>/NNNN_
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Collection, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from typing import Protocol
@@ -174,11 +174,14 @@ class Store(Protocol):
         left of the running one (and nothing changes). Shared by every process on one store."""
         ...
 
-    def claim_shards(self, shard_ids: Sequence[int]) -> AbstractAsyncContextManager[None]:
+    def claim_shards(
+        self, shard_ids: Sequence[int], on_lost: Callable[[], object] | None = None
+    ) -> AbstractAsyncContextManager[None]:
         """Hold these shards for this process while the context is open.
 
         Raises `bot.errors.ShardsInUse` (naming the shards) if another process holds any of
         them, so that no two processes ever run one shard. Released when the context closes,
-        or when the process dies.
+        or when the process dies. If the hold is lost while open (the database connection
+        keeping it ended), `on_lost` is called: another process may take the shards now.
         """
         ...

@@ -33,10 +33,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
+    Callable,
     Collection,
     Iterable,
     Mapping,
@@ -69,6 +71,9 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # migrating.
 LOCK_CLASS = 0x63686174
 MIGRATION_LOCK = -1
+# The first key of each process's presence lock ("pres"); the second is the process's owner
+# token, written on the claims it makes (see CLAIM_QUESTION).
+PRESENCE_CLASS = 0x70726573
 
 POOL_MIN = 1
 POOL_MAX = 5
@@ -156,8 +161,24 @@ WITH turn AS (
 ), links AS (
     INSERT INTO message_blobs (message_id, sha256)
     SELECT (SELECT min(id) FROM written), digest FROM unnest($20::text[]) AS digest
+), finished AS (
+    UPDATE claims SET owner = NULL WHERE question_id = $8
 )
 SELECT id FROM turn
+"""
+
+# Claim a question: new, or claimed by a process that died (its presence lock is free) before
+# storing the turn (owner still set). A live owner's claim, or a stored turn's, is refused.
+CLAIM_QUESTION = """
+INSERT INTO claims AS c (question_id, owner) VALUES ($1, $2)
+ON CONFLICT (question_id) DO UPDATE SET owner = excluded.owner, claimed_at = now()
+    WHERE c.owner IS NOT NULL AND c.owner <> excluded.owner
+      AND NOT EXISTS (
+          SELECT 1 FROM pg_locks AS l
+          WHERE l.locktype = 'advisory' AND l.granted
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.classid = $3::integer::oid AND l.objid = c.owner::oid AND l.objsubid = 2)
+RETURNING 1
 """
 
 # Forget messages (the CTE `gone` names them) with their links to image bytes, and the bytes no
@@ -278,8 +299,9 @@ SELECT setval(pg_get_serial_sequence('prompt_changes', 'id'),
 
 
 class PostgresStore:
-    def __init__(self, pool: Any, url: str) -> None:
+    def __init__(self, pool: Any, url: str, owner: int = 0) -> None:
         self._pool = pool
+        self._owner = owner  # this process's presence token (claims it makes carry it)
         self._url = url  # for the shards' own connection; never logged
         self._where = describe(url)
         self._next_prune = 0.0
@@ -296,7 +318,9 @@ class PostgresStore:
         try:
             store = cls(pool, url)
             await store._migrate()
-            yield store
+            async with store._present() as owner:
+                store._owner = owner
+                yield store
         finally:
             try:
                 await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_SECONDS)
@@ -304,6 +328,46 @@ class PostgresStore:
                 pool.terminate()
             except asyncio.CancelledError:
                 pool.terminate()
+                raise
+
+    @contextlib.asynccontextmanager
+    async def _present(self) -> AsyncIterator[int]:
+        """Hold this process's presence lock, on a connection of its own, while open.
+
+        Its token marks the claims this process makes; PostgreSQL releases the lock when the
+        connection ends (the process exits, crashes or is killed), which frees those claims.
+        """
+        connection = await _connect_one(self._url, "chatlab presence")
+        try:
+            while True:
+                token = secrets.randbelow(2**31 - 2) + 1
+                try:
+                    taken = await connection.fetchval(
+                        "SELECT pg_try_advisory_lock($1, $2)", PRESENCE_CLASS, token
+                    )
+                except DRIVER_ERRORS as exc:
+                    raise self._translate(exc) from None
+                if taken:
+                    break
+
+            def lost(_connection: object) -> None:
+                log.critical(
+                    "Lost the database connection that marks this process alive: questions it"
+                    " claimed may be answered by another process; restart this one"
+                )
+
+            connection.add_termination_listener(lost)
+            try:
+                yield token
+            finally:
+                connection.remove_termination_listener(lost)
+        finally:
+            try:
+                await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_SECONDS)
+            except DRIVER_ERRORS:
+                connection.terminate()
+            except asyncio.CancelledError:
+                connection.terminate()
                 raise
 
     async def _migrate(self) -> None:
@@ -616,7 +680,9 @@ class PostgresStore:
     # -- several processes ------------------------------------------------------------------
 
     async def claim_question(self, question_id: int) -> bool:
-        """True the first time `question_id` is claimed by any process on this database."""
+        """True the first time `question_id` is claimed by any process on this database, or
+        when the process that claimed it died before storing its turn (a re-delivery after a
+        crash is then answered, not lost)."""
         now = time.monotonic()
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY_SECONDS
@@ -624,10 +690,7 @@ class PostgresStore:
                 "DELETE FROM claims WHERE claimed_at < now() - make_interval(days => $1)",
                 CLAIM_DAYS,
             )
-        row = await self._fetchrow(
-            "INSERT INTO claims (question_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
-            question_id,
-        )
+        row = await self._fetchrow(CLAIM_QUESTION, question_id, self._owner, PRESENCE_CLASS)
         return row is not None
 
     async def take_cooldown(self, key: str, seconds: float) -> float:
@@ -636,7 +699,9 @@ class PostgresStore:
         return max(0.0, float(row[0]))
 
     @contextlib.asynccontextmanager
-    async def claim_shards(self, shard_ids: Sequence[int]) -> AsyncIterator[None]:
+    async def claim_shards(
+        self, shard_ids: Sequence[int], on_lost: Callable[[], object] | None = None
+    ) -> AsyncIterator[None]:
         """Hold these shards (a session advisory lock each, on a connection of this context's
         own) while the context is open; `ShardsInUse` if another process holds any of them."""
         shards = sorted(set(shard_ids))
@@ -672,6 +737,8 @@ class PostgresStore:
                     " restart this one",
                     named,
                 )
+                if on_lost is not None:
+                    on_lost()
 
             connection.add_termination_listener(lost)
             try:
@@ -745,12 +812,12 @@ async def _connect(url: str) -> Any:
         ) from None
 
 
-async def _connect_one(url: str) -> Any:
+async def _connect_one(url: str, name: str = "chatlab shards") -> Any:
     try:
         return await asyncpg.connect(
             url,
             timeout=CONNECT_TIMEOUT_SECONDS,
-            server_settings={"application_name": "chatlab shards"},
+            server_settings={"application_name": name},
         )
     except (*DRIVER_ERRORS, ValueError) as exc:
         raise StoreError(

@@ -506,13 +506,21 @@ class SQLiteStore:
 
     async def usage(self, channel_id: int) -> Usage:
         row = await self._fetchone(
-            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),"
+            # Summed as high and low 32-bit halves: a plain SUM fails with "integer overflow"
+            # past 2**63 - 1 (two absurd reported figures reach it), and /usage would then fail
+            # for the channel for good. Each half's sum fits for any number of rows.
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens >> 32), 0),"
+            " COALESCE(SUM(prompt_tokens & 4294967295), 0),"
+            " COALESCE(SUM(completion_tokens >> 32), 0),"
+            " COALESCE(SUM(completion_tokens & 4294967295), 0),"
             " SUM(prompt_tokens IS NULL OR completion_tokens IS NULL) FROM turns"
             " WHERE channel_id = ?",
             (channel_id,),
         )
         assert row is not None
-        return Usage(row[0], row[1], row[2], row[3] or 0)
+        prompt = (int(row[1]) << 32) + int(row[2])
+        completion = (int(row[3]) << 32) + int(row[4])
+        return Usage(row[0], prompt, completion, row[5] or 0)
 
     # -- channel settings -----------------------------------------------------------------
 
@@ -665,7 +673,7 @@ class SQLiteStore:
         return self._cooldowns.take(key, seconds)
 
     def claim_shards(
-        self, shard_ids: Sequence[int]
+        self, shard_ids: Sequence[int], on_lost: Callable[[], object] | None = None
     ) -> contextlib.AbstractAsyncContextManager[None]:
         return process_shards(shard_ids)
 

@@ -12,7 +12,9 @@ import logging
 
 import pytest
 
+from bot.conversation import Message
 from bot.errors import ShardsInUse
+from bot.storage import TurnRecord
 
 several_processes = pytest.mark.parametrize("engine", ["postgres"], indirect=True)
 
@@ -41,6 +43,48 @@ async def test_a_question_claimed_by_one_process_is_not_claimed_by_another(open_
 
     assert results.count(True) == 1
     assert later is False
+
+
+async def test_a_question_claimed_by_a_process_that_stopped_before_answering_is_claimed_again(
+    open_store,
+):
+    # A crash between the claim and the stored turn: the gateway's re-delivery after the restart
+    # must be answered, not refused as a duplicate (nothing would ever answer it).
+    async with open_store() as crashed:
+        assert await crashed.claim_question(77)
+    async with open_store() as restarted:
+        assert await restarted.claim_question(77) is True
+        assert await restarted.claim_question(77) is False
+
+
+@several_processes
+async def test_a_question_whose_turn_was_stored_is_never_claimed_again(open_store):
+    async with open_store() as first:
+        assert await first.claim_question(88)
+        await first.add_turn(
+            TurnRecord(
+                channel_id=5,
+                model="m",
+                question=Message("user", "q", 1, author_id=1, author_name="a"),
+                answer=Message("assistant", "a", 1),
+                prompt_tokens=1,
+                completion_tokens=1,
+                question_message_id=88,
+            )
+        )
+    async with open_store() as second:
+        assert await second.claim_question(88) is False
+
+
+@several_processes
+async def test_a_live_process_keeps_its_claim_while_a_dead_ones_is_taken_over(open_store):
+    async with open_store() as survivor, open_store() as newcomer:
+        async with open_store() as dying:
+            assert await dying.claim_question(99)
+            assert await survivor.claim_question(98)
+            assert await newcomer.claim_question(99) is False  # its owner is alive
+        assert await newcomer.claim_question(99) is True  # its owner is gone
+        assert await newcomer.claim_question(98) is False
 
 
 async def test_a_cooldown_runs_once_and_says_how_long_is_left(store):

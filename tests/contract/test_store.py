@@ -25,6 +25,15 @@ def turn(channel: int, n: int, *, user: int = 1, usage: tuple[int, int] | None =
     )
 
 
+async def test_usage_sums_past_the_largest_integer_a_row_can_hold(store):
+    await store.add_turn(turn(1, 1, usage=(2**63 - 1, 1)))
+    await store.add_turn(turn(1, 2, usage=(2**63 - 1, 1)))
+
+    usage = await store.usage(1)
+
+    assert usage.answers == 2 and usage.prompt_tokens >= 2**63 and usage.completion_tokens == 2
+
+
 async def test_turns_survive_a_restart(open_store):
     async with open_store() as store:
         await store.add_turn(turn(1, 1))
