@@ -17,6 +17,14 @@ Each turn uses the channel's own settings (bot/channels.py: temperature, reply l
 rounds, reasoning effort), a thread's inherited from its parent, the bot's settings by default;
 the window of history is chosen with the same round count the store's query read.
 
+A question may come with files (bot/attachments.py) and a message it asks about: text files and
+the quoted message are framed into the stored question by the bot (bot/conversation.py), images
+are stored with the turn (their bytes once per digest) and sent as image parts to a model that
+takes images — the window's read back from the store, in one more trip only when the window holds
+any. A model that takes none (TEXT_ONLY_MODELS, or a server that refused images once: asked again
+at once without them, and remembered) reads the images' names, and `Answer.images_left_out` says
+so.
+
 The edge (cogs/) renders what `ask` yields; it passes plain ids and strings, never discord objects.
 """
 
@@ -30,6 +38,7 @@ from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 
+from bot.attachments import Files, Limits, VisionPolicy
 from bot.channels import (
     BY_NAME,
     CHARS_PER_TOKEN_CAP,
@@ -45,9 +54,12 @@ from bot.channels import (
 from bot.conversation import (
     SPEAKER_NOTE,
     Message,
+    Quote,
     Round,
     byte_bound,
+    compose,
     fit_window,
+    image_digests,
     prompt_messages,
     prompt_tokens,
 )
@@ -57,6 +69,7 @@ from bot.errors import (
     EmptyAnswer,
     EmptyPrompt,
     EmptyQuestion,
+    ImagesNotSupported,
     InvalidModel,
     ModeUnavailable,
     PromptTooLong,
@@ -124,6 +137,10 @@ class ChatConfig:
     model_families: tuple[tuple[str, str], ...] = ()  # (model or glob, family) overrides
     message_content: str = "auto"  # MESSAGE_CONTENT: "off" refuses the chat and thread modes
     chat_ignore_prefix: str = "//"  # a chat channel's messages starting with it are not for me
+    attachments: Limits = field(
+        default_factory=Limits
+    )  # per file, per question, text file characters
+    text_only_models: tuple[str, ...] = ()  # models (or globs) that take no images
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChatConfig:
@@ -143,6 +160,12 @@ class ChatConfig:
             model_families=settings.model_families,
             message_content=settings.message_content,
             chat_ignore_prefix=settings.chat_ignore_prefix,
+            attachments=Limits(
+                settings.attachment_max_bytes,
+                settings.turn_attachment_max_bytes,
+                settings.text_file_max_chars,
+            ),
+            text_only_models=settings.text_only_models,
         )
 
     @property
@@ -161,6 +184,10 @@ class Question:
     parent_id: int | None = None  # a thread's parent channel, whose settings it inherits
     message_id: int | None = None  # the Discord message (or interaction) that asked it
     guild_id: int | None = None  # None in DMs
+    files: Files = field(
+        default_factory=Files
+    )  # images and text files that came with it (bot/attachments.py)
+    about: Quote | None = None  # the message it asks about ("Ask chatlab")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +223,7 @@ class Answer:
     thought_seconds: float | None = None  # how long the model thought before answering
     reasoning_tokens: int | None = None  # as the server reported them
     max_tokens: int | None = None  # the reply length it was asked with (the channel's)
+    images_left_out: bool = False  # the model takes no images: it answered from the text
 
     @property
     def truncated(self) -> bool:
@@ -313,6 +341,7 @@ class ChatService:
         self._model = model
         self._config = config
         self._queue = ChannelQueue()
+        self._vision = VisionPolicy(config.text_only_models)
         self._accepting = True
         self._modes = ModeBook()
         self._modes_filling = asyncio.Lock()
@@ -363,7 +392,7 @@ class ChatService:
         (bot/errors.py); then nothing was stored. Use with `contextlib.aclosing`.
         """
         text = clean_text(question.text)
-        if not text:
+        if not text and not question.files and question.about is None:
             raise EmptyQuestion("the question is empty")
         if not self._accepting:
             raise ShuttingDown("the bot is shutting down")
@@ -401,15 +430,16 @@ class ChatService:
         tokenizer = self._config.tokenizer
         prompt = self._prompt_in_force(settings.prompt)
         system_text = f"{prompt.text}\n\n{SPEAKER_NOTE}" if prompt.text else SPEAKER_NOTE
+        content = compose(text, question.files.texts, question.about)
+        attached = question.files.attachments(model)
+        who = (question.author_id, question.author_name)
         counter = loaded_counter(model, tokenizer)
         if counter is not None:  # counting loads nothing: count exactly
             system = Message("system", system_text, _count(counter, system_text))
-            asked = Message.counted(
-                "user", text, counter.count, question.author_id, question.author_name
-            )
+            asked = Message.counted("user", content, counter.count, *who, attachments=attached)
         else:
             system = Message.bounded("system", system_text)
-            asked = Message.bounded("user", text, question.author_id, question.author_name)
+            asked = Message.bounded("user", content, *who, attachments=attached)
 
         def count(content: str) -> int:  # loads the vocabulary once, when a count must be exact
             return counter_for(model, tokenizer).count(content)
@@ -424,6 +454,16 @@ class ChatService:
             count=count,
         )
 
+        # Images go to a model that takes them: the window's from the store (one more trip, only
+        # when it holds any), the question's as they came.
+        images: dict[str, bytes] | None = None
+        if self._vision.sees_images(model):
+            images = question.files.blobs
+            stored = image_digests(window) - images.keys()
+            if stored:
+                images |= await self._store.blobs(stored)
+        left_out = images is None and bool(image_digests(window, asked))
+
         dropped = 0
         cap = values.answer_cap
         while True:
@@ -434,7 +474,7 @@ class ChatService:
             answering: float | None = None  # when its answer started
             finished: Finished | None = None
             stream = self._model.stream(
-                prompt_messages(system, window, asked),
+                prompt_messages(system, window, asked, images),
                 model=model,
                 max_tokens=values.max_tokens,
                 temperature=values.temperature,
@@ -473,6 +513,13 @@ class ChatService:
                         length += len(event)
                         parts.append(event)
                         yield Delta(event)
+            except ImagesNotSupported:
+                if parts or not images:  # no image was sent: the refusal is not about them
+                    raise
+                self._vision.learn(model)  # once per model: its next turns send text alone
+                log.info("Model %r takes no images; asking again without them", model)
+                images, left_out = None, True
+                continue
             except ContextTooLong:
                 if parts or not window or dropped >= CONTEXT_RETRIES:
                     raise
@@ -516,6 +563,7 @@ class ChatService:
                 completion_tokens=finished.completion_tokens,
                 question_message_id=question.message_id,
                 guild_id=question.guild_id,
+                blobs=question.files.blobs,
             )
         )
         if log.isEnabledFor(logging.DEBUG):
@@ -527,6 +575,7 @@ class ChatService:
             finish_reason=finished.finish_reason,
             prompt_tokens=finished.prompt_tokens,
             completion_tokens=finished.completion_tokens,
+            images_left_out=left_out,
             rounds_used=len(window),
             rounds_dropped=dropped,
             cut=cut,

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from contextlib import aclosing
+from dataclasses import replace
 
 import pytest
 import tiktoken
+from PIL import Image as PILImage
 
 from bot import tokens
+from bot.attachments import Files, Upload, read_uploads
 from bot.chat import (
     MAX_SYSTEM_PROMPT_CHARS,
     Answer,
@@ -19,12 +23,13 @@ from bot.chat import (
     Question,
     Queued,
 )
-from bot.conversation import byte_bound
+from bot.conversation import Quote, byte_bound
 from bot.errors import (
     ContextTooLong,
     EmptyAnswer,
     EmptyPrompt,
     EmptyQuestion,
+    ImagesNotSupported,
     Interrupted,
     InvalidModel,
     InvalidSetting,
@@ -35,6 +40,7 @@ from bot.errors import (
     Refused,
     ShuttingDown,
 )
+from bot.llm import Finished
 from bot.storage.sqlite import SQLiteStore
 from bot.tokens import counter_for
 from cogs._render import explain
@@ -606,3 +612,148 @@ async def test_modes_are_read_from_the_store_once_then_from_memory(store, chat_m
     assert await service.channel_mode(4) is Mode.CHAT
     assert sorted(await service.chat_channels()) == [1, 2, 4]
     assert reads == first  # a mode set here is kept in memory: no read per message
+
+
+# -- files and images with a question ---------------------------------------------------------
+
+
+def picture(color: str = "red") -> Files:
+    out = io.BytesIO()
+    PILImage.new("RGB", (40, 20), color).save(out, "PNG")
+    return read_uploads([Upload("cat.png", out.getvalue())], text_max_chars=100)
+
+
+class RefusesImages:
+    """A model server that answers 400 "no images" to any request with image parts."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[dict]] = []
+
+    async def stream(self, messages, **options):
+        self.calls.append(list(messages))
+        if any(isinstance(m["content"], list) for m in messages):
+            raise ImagesNotSupported("the model takes no images", options["model"])
+        yield "It is a picture."
+        yield Finished("stop", 10, 3)
+
+
+VISION = {"model": "gpt-4o", "models": ("gpt-4o",)}  # gpt-4o-mini charges 8,500 tokens a tile
+
+
+@pytest.fixture
+def vision(store, chat_model) -> ChatService:
+    return ChatService(store, chat_model, make_config(**VISION))
+
+
+def image_parts(messages) -> int:
+    return sum(
+        p["type"] == "image_url"
+        for m in messages
+        if isinstance(m["content"], list)
+        for p in m["content"]
+    )
+
+
+async def test_a_question_of_an_image_alone_is_asked_and_its_bytes_stored_with_the_turn(
+    vision, store, llm_server
+):
+    service = vision
+    files = picture()
+    (digest,) = files.blobs
+
+    await answer(service, replace(ask_of(text=""), files=files))
+
+    (part,) = llm_server.images[-1]
+    assert part["image_url"]["url"].startswith("data:image/png;base64,")
+    (stored,) = await service.history(1, 10)
+    assert [a.sha256 for a in stored.question.images] == [digest]
+    assert await store.blobs([digest]) == files.blobs
+
+
+async def test_the_store_is_asked_for_images_only_when_the_window_holds_some(
+    vision, store, llm_server
+):
+    service = vision
+    fetched: list[set[str]] = []
+    blobs = store.blobs
+
+    async def counted(digests):
+        fetched.append(set(digests))
+        return await blobs(digests)
+
+    store.blobs = counted  # type: ignore[method-assign]
+    files = picture()
+    await answer(service, ask_of(channel=1, text="no image"))
+    await answer(service, ask_of(channel=1, text="still none"))
+    assert fetched == []  # the question's own image comes with it, not from the store
+    await answer(service, replace(ask_of(channel=2, text="look"), files=files))
+    assert fetched == []
+    await answer(service, ask_of(channel=2, text="and again?"))
+
+    assert fetched == [set(files.blobs)]
+    assert image_parts(llm_server.requests[-1]["messages"]) == 1  # sent again from the store
+
+
+async def test_a_model_that_refuses_images_is_asked_once_more_without_them_and_remembered(
+    store,
+):
+    model = RefusesImages()
+    service = ChatService(store, model, make_config(**VISION))
+
+    first = await answer(service, replace(ask_of(text="what is it?"), files=picture()))
+    second = await answer(service, ask_of(text="and now?"))
+
+    assert [image_parts(call) for call in model.calls] == [1, 0, 0]  # no second refusal
+    assert first.images_left_out and second.images_left_out  # the image is in the window
+    assert first.text == "It is a picture."
+    (stored, _) = await service.history(1, 10)
+    assert [a.name for a in stored.question.images] == ["cat.png"]  # kept for other models
+
+
+async def test_a_refusal_of_images_when_none_were_sent_is_an_error(store):
+    model = RefusesImages()
+    model.stream = _always_refusing(model.calls)  # type: ignore[method-assign]
+    service = ChatService(store, model, make_config())
+
+    with pytest.raises(ImagesNotSupported):
+        await run(service, ask_of(text="plain words"))
+    assert len(model.calls) == 1
+    assert await service.history(1, 10) == []
+
+
+def _always_refusing(calls):
+    async def stream(messages, **options):
+        calls.append(list(messages))
+        raise ImagesNotSupported("no images", options["model"])
+        yield  # pragma: no cover (an async generator)
+
+    return stream
+
+
+async def test_a_text_only_model_reads_the_names_and_nothing_is_fetched(
+    store, chat_model, llm_server
+):
+    service = ChatService(store, chat_model, make_config(**VISION, text_only_models=("gpt-4o*",)))
+    fetched = []
+    store.blobs = lambda digests: fetched.append(digests)  # type: ignore[method-assign]
+
+    answered = await answer(service, replace(ask_of(text="what is it?"), files=picture()))
+
+    assert answered.images_left_out
+    assert llm_server.images == [[]] and fetched == []
+    asked = json.loads(llm_server.requests[-1]["messages"][-1]["content"])
+    assert asked["images"] == ["cat.png"] and asked["message"] == "what is it?"
+
+
+async def test_text_files_and_a_quoted_message_are_framed_by_the_bot(service, llm_server):
+    files = read_uploads([Upload("a.py", b"print(1)\n")], text_max_chars=100)
+    about = Quote("Bob", 42, "my code")
+
+    await answer(service, replace(ask_of(text="review"), files=files, about=about))
+
+    asked = json.loads(llm_server.requests[-1]["messages"][-1]["content"])
+    assert asked["about"] == {"from": "Bob", "id": "42", "message": "my code"}
+    assert asked["files"] == [{"name": "a.py", "text": "print(1)\n"}]
+    assert asked["message"] == "review"
+    (stored,) = await service.history(1, 10)
+    assert (stored.question.text, stored.question.about) == ("review", about)
