@@ -22,6 +22,7 @@ from bot.conversation import Round
 from bot.errors import ChatlabError
 from bot.families import Family
 from bot.messages import text
+from cogs._export import attachment_line
 from cogs._text import DISCORD_LIMIT, one_line, quote
 
 THREAD_NAME_LIMIT = 100
@@ -77,7 +78,7 @@ def history_summary(rounds: Sequence[Round], locale: str | None) -> str:
             locale,
             "history.round",
             who=one_line(r.question.author_name or someone, 32),
-            question=one_line(r.question.content, 300),
+            question=_asked(r, locale),
             answer=one_line(r.answer.content, 400),
         )
         for r in rounds
@@ -85,6 +86,14 @@ def history_summary(rounds: Sequence[Round], locale: str | None) -> str:
     while len("\n\n".join(blocks)) > DISCORD_LIMIT and len(blocks) > 1:
         blocks.pop(0)
     return "\n\n".join(blocks)[:DISCORD_LIMIT]
+
+
+def _asked(item: Round, locale: str | None) -> str:
+    """A question in a line: the member's words (not the files' text nor the quoted message the
+    bot framed around them), then the files' names."""
+    words = one_line(item.question.text, 300)
+    listed = one_line(attachment_line(item.question, locale), 200)
+    return f"{words} {listed}" if words and listed else words or listed
 
 
 def usage_summary(usage: Usage, locale: str | None) -> str:

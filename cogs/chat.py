@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -30,11 +31,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.attachments import Files, Limits
 from bot.channels import Mode, answers_every_message
 from bot.chat import Answer, Delta, Question, Queued, Thinking, clean_text
 from bot.client import ChatBot
+from bot.conversation import Quote
 from bot.errors import ChatlabError, Dropped, QueueFull, Reason, Stopped, StoreError
 from bot.messages import text as sentence
+from cogs._attachments import gather, problem_lines
 from cogs._discord import NO_PINGS, asker_of
 from cogs._locale import interaction_locale, message_locale
 from cogs._render import explain, refusal_sentence, thread_name
@@ -72,9 +76,15 @@ class ChatCog(commands.Cog):
         await self.bot.service.load_modes()
 
     @app_commands.command(name="ask")
-    @app_commands.describe(question="What you want to ask, in this channel's conversation")
+    @app_commands.describe(
+        question="What you want to ask, in this channel's conversation",
+        file="An image or a text file to ask about (optional)",
+    )
     async def ask(
-        self, interaction: discord.Interaction, question: app_commands.Range[str, 1, 4000]
+        self,
+        interaction: discord.Interaction,
+        question: app_commands.Range[str, 1, 4000],
+        file: discord.Attachment | None = None,
     ) -> None:
         """Ask the model a question in this channel's conversation."""
         locale = interaction_locale(interaction)
@@ -82,6 +92,33 @@ class ChatCog(commands.Cog):
         if not text:
             await interaction.response.send_message(sentence(locale, "ask.empty"), ephemeral=True)
             return
+        asked_by = sentence(locale, "ask.asked", who=interaction.user.mention)
+
+        async def files() -> Files:
+            return await gather([file] if file is not None else [], self.limits)
+
+        await self.answer_interaction(
+            interaction, text, locale=locale, header=f"{asked_by}\n{quote(text)}", files=files
+        )
+
+    @property
+    def limits(self) -> Limits:
+        """The caps on what comes with a question (per file, per question, text characters)."""
+        return self.bot.service.config.attachments
+
+    async def answer_interaction(
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        *,
+        locale: str,
+        header: str,
+        about: Quote | None = None,
+        files: Callable[[], Awaitable[Files]] | None = None,
+    ) -> None:
+        """/ask's flow, for any command that asks (also "Ask chatlab"): claim, admit, queue
+        check, then the answer under `header`. `files` are gathered (downloaded) only once the
+        question is admitted; each file left out is named under the header."""
         if not await self.bot.service.claim(interaction.id):
             return  # another process (or a replay) has it
         refusal = await self.bot.access.admit(asker_of(interaction.user, interaction.channel))
@@ -96,10 +133,11 @@ class ChatCog(commands.Cog):
             await interaction.response.send_message(explain(full, locale), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        asked_by = sentence(locale, "ask.asked", who=interaction.user.mention)
-        header = f"{asked_by}\n{quote(text)}\n\n"
+        attached = await files() if files is not None else Files()
+        asked = dataclasses.replace(asked, files=attached, about=about)
+        told = "".join(f"\n-# {line}" for line in problem_lines(attached, locale))
         reply: StreamedReply[Any] = StreamedReply(
-            InteractionSink(interaction), header=header, locale=locale
+            InteractionSink(interaction), header=f"{header}{told}\n\n", locale=locale
         )
 
         async def refused(error: QueueFull) -> None:
@@ -143,13 +181,16 @@ class ChatCog(commands.Cog):
         text = clean_text(_readable(strip_mentions(message.content, self.bot.user.id), message))
         pinged = self.bot.user in message.mentions
         in_dm = isinstance(message.channel, discord.DMChannel)
-        if not text and chatting and not pinged:
+        # Files count as words: an image alone is a question. (Without the message-content
+        # intent Discord sends a message's attachments empty too, as it does its text.)
+        asks = bool(text or message.attachments)
+        if not asks and chatting and not pinged:
             # Nothing to answer; without the message-content intent, every message here is
             # empty: say so (rarely) rather than fall silent.
             if not self.bot.intents.message_content:
                 await self._tell_unreadable(message)
             return
-        if not text and not pinged and not in_dm:
+        if not asks and not pinged and not in_dm:
             # A reply to the bot with its ping switched off: without the message-content intent
             # Discord sends it empty, so there is nothing to answer and nobody to hint.
             return
@@ -158,7 +199,9 @@ class ChatCog(commands.Cog):
         locale = message_locale(message)
         asker = asker_of(message.author, message.channel)
         refusal = self.bot.access.may_use(asker)
-        if refusal is None and not text:
+        # A mention replying to a message with files asks about them.
+        attachments = [*message.attachments, *_replied_attachments(message)]
+        if refusal is None and not text and not attachments:
             hint = sentence(locale, "ask.hint", name=self.bot.user.display_name)
             await self._notify(message, hint)
             return
@@ -182,38 +225,47 @@ class ChatCog(commands.Cog):
             said = None if chatting else explain(full, locale)
             await self._notify(message, said, reaction=QUEUE_FULL)
             return
+        # Downloaded only now that the question is admitted, within the caps.
+        attached = await gather(attachments, self.limits)
+        problems = problem_lines(attached, locale)
+        if not text and not attached:
+            await _say(message, "\n".join(problems))  # every file was left out: each is named
+            return
+        question = dataclasses.replace(question, files=attached)
+        told = "".join(f"-# {line}\n" for line in problems)
         if opens_thread:
             key = (message.channel.id, message.author.id)
             self._opening[key] += 1
             try:
-                await self._answer_in_thread(message, question, text, locale)
+                await self._answer_in_thread(message, question, text, locale, header=told)
             finally:
                 self._opening[key] -= 1
                 if not self._opening[key]:
                     del self._opening[key]
             return
-        await self._answer_message(message, question, locale, chatting=chatting)
+        await self._answer_message(message, question, locale, chatting=chatting, header=told)
 
     async def _answer_in_thread(
-        self, message: discord.Message, question: Question, text: str, locale: str
+        self,
+        message: discord.Message,
+        question: Question,
+        text: str,
+        locale: str,
+        *,
+        header: str = "",
     ) -> None:
         """Open a public thread on the question and answer there (the thread then continues
         as a chat channel); without the permissions for it, answer in the channel and say so."""
         thread = await self._open_thread(message, text, locale)
         if thread is None:
             note = "-# " + sentence(locale, "channel_setting.thread.no_permission") + "\n"
-            await self._answer_message(message, question, locale, header=note)
+            await self._answer_message(message, question, locale, header=note + header)
             return
-        asked = Question(
-            channel_id=thread.id,
-            author_id=question.author_id,
-            author_name=question.author_name,
-            text=question.text,
-            parent_id=message.channel.id,
-            message_id=question.message_id,
-            guild_id=question.guild_id,
+        # The thread's conversation, with everything that came with the question.
+        asked = dataclasses.replace(question, channel_id=thread.id, parent_id=message.channel.id)
+        reply: StreamedReply[discord.Message] = StreamedReply(
+            ThreadSink(thread), header=header, locale=locale
         )
-        reply: StreamedReply[discord.Message] = StreamedReply(ThreadSink(thread), locale=locale)
 
         async def mark_queued(ahead: int) -> None:
             await message.add_reaction(WAITING)
@@ -322,22 +374,35 @@ class ChatCog(commands.Cog):
     @commands.Cog.listener()
     async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
         """A member who deletes their question expects the bot to forget it."""
-        await self._forget(event.channel_id, [event.message_id])
+        await self._forget(event.channel_id, [event.message_id], event.guild_id)
 
     @commands.Cog.listener()
     async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
-        await self._forget(event.channel_id, sorted(event.message_ids))
+        await self._forget(event.channel_id, sorted(event.message_ids), event.guild_id)
 
-    async def _forget(self, channel_id: int, message_ids: list[int]) -> None:
+    async def _forget(self, channel_id: int, message_ids: list[int], guild_id: int | None) -> None:
         forgotten = 0
         for message_id in message_ids:
-            try:
-                forgotten += await self.bot.service.forget_question(channel_id, message_id)
-            except StoreError as exc:
-                log.error("Could not forget a deleted question in %s: %s", channel_id, exc)
-                return
+            # A question that opened a thread was answered in that thread, whose id is the
+            # question's: the deletion is reported in the channel, the turn is in the thread.
+            places = [channel_id]
+            if self._opened_thread(guild_id, message_id):
+                places.append(message_id)
+            for place in places:
+                try:
+                    forgotten += await self.bot.service.forget_question(place, message_id)
+                except StoreError as exc:
+                    log.error("Could not forget a deleted question in %s: %s", place, exc)
+                    return
         if forgotten:
             log.info("Forgot %d deleted question(s) in channel %s", forgotten, channel_id)
+
+    def _opened_thread(self, guild_id: int | None, message_id: int) -> bool:
+        """Whether the bot opened a thread on this message (thread mode)."""
+        guild = self.bot.get_guild(guild_id) if guild_id is not None else None
+        thread = guild.get_thread(message_id) if guild is not None else None
+        me = self.bot.user
+        return thread is not None and me is not None and thread.owner_id == me.id
 
     async def _notify(
         self, message: discord.Message, sentence: str | None, *, reaction: str | None = None
@@ -415,6 +480,11 @@ class ChatCog(commands.Cog):
                         elif isinstance(event, Answer):
                             length = event.max_tokens or self.bot.service.config.max_tokens
                             footer = answer_footer(event, length, locale)
+                            if event.images_left_out:
+                                note = sentence(
+                                    locale, "attachment.images_left_out", model=event.model
+                                )
+                                footer = (footer or "\n") + f"\n-# {note}"
                             await shown(lambda e=event, f=footer: reply.finish(e.text, f), tries=3)
                 return
             except QueueFull as exc:
@@ -479,6 +549,13 @@ async def _say(message: discord.Message, text: str) -> None:
         await message.reply(text, mention_author=False)
     except discord.HTTPException as exc:
         log.debug("Could not reply in channel %s: %s", message.channel.id, exc)
+
+
+def _replied_attachments(message: discord.Message) -> list[discord.Attachment]:
+    """The attachments of the message this one replies to (a question about those files)."""
+    reference = message.reference
+    resolved = reference.resolved if reference else None
+    return list(resolved.attachments) if isinstance(resolved, discord.Message) else []
 
 
 def _readable(text: str, message: discord.Message) -> str:

@@ -9,9 +9,14 @@ from bot.access import AccessPolicy
 from bot.client import EXTENSIONS, ChatBot
 
 EXPECTED = {
-    "ask": ["question"],
+    "ask": ["question", "file"],
     "stop": [],
     "settings effort": ["level"],
+    "settings temperature": ["value"],
+    "settings reply-length": ["tokens"],
+    "settings history-rounds": ["rounds"],
+    "settings mode": ["mode"],
+    "settings reset": [],
     "system set": ["prompt"],
     "system show": [],
     "system clear": [],
@@ -22,11 +27,16 @@ EXPECTED = {
     "export": [],
     "info": [],
 }
+# Context-menu commands: name -> type (on a message or a member).
+MENUS = {"Ask chatlab": discord.AppCommandType.message}
 MODERATOR_ONLY = {"system", "reset", "model", "settings"}
 
 
 def walk(commands):
+    """Every slash command and group, depth first (context menus are not slash commands)."""
     for command in commands:
+        if isinstance(command, app_commands.ContextMenu):
+            continue
         if isinstance(command, app_commands.Group):
             yield command
             yield from walk(command.commands)
@@ -47,6 +57,9 @@ async def test_extensions_load_offline_into_the_exact_command_tree(service, stor
         }
 
         assert leaves == EXPECTED
+        menus = bot.tree.get_commands(type=discord.AppCommandType.message)
+        menus += bot.tree.get_commands(type=discord.AppCommandType.user)
+        assert {m.name: m.type for m in menus} == MENUS
         for command in everything:
             assert command.description and command.description != "…", command.qualified_name
             for parameter in getattr(command, "parameters", []):

@@ -172,6 +172,13 @@ def error_instances():
             yield cls("slow down")
         elif cls is errors.ModelNotFound:
             yield cls("missing", model="gpt-9")
+        elif cls is errors.InvalidSetting:
+            yield cls("temperature", "9", low=0, high=2)
+            yield cls("mode", "x", choices=("mention", "chat", "threads"))
+        elif cls is errors.ModeUnavailable:
+            yield from (cls(reason) for reason in ("off", "dm", "thread"))
+        elif cls is errors.ImagesNotSupported:
+            yield cls("no images", "gpt-3.5-turbo")
         else:
             yield cls("why")
 
@@ -184,6 +191,12 @@ def test_every_error_has_a_sentence_with_its_arguments(locale):
         assert sentence and "{" not in sentence, error.message_key
         seen.add(error.message_key)
     assert {"error.stopped_stop", "error.dropped_reset", "error.prompt_too_many_tokens"} <= seen
+    assert {
+        "channel_setting.invalid.temperature",
+        "channel_setting.invalid.mode",
+        "channel_setting.unavailable.thread",
+        "attachment.images_not_supported",
+    } <= seen
     assert "error.unexpected" in ENGLISH
 
 
@@ -306,20 +319,27 @@ def test_english_command_strings_are_the_commands_own(tree):
         if ".option." not in key
     }
     assert catalogued == commands
+    (menu,) = tree.get_commands(type=discord.AppCommandType.message)
+    assert messages.text("en-US", "context.ask.name") == menu.name
 
 
 async def test_the_synced_payload_carries_chinese_names_and_descriptions(tree):
     translator = tree.translator
     assert translator is not None
     payloads = {
-        c.name: await c.get_translated_payload(tree, translator) for c in tree.get_commands()
+        c.name: await c.get_translated_payload(tree, translator)
+        for c in tree.get_commands(type=discord.AppCommandType.chat_input)
     }
 
     ask = payloads["ask"]
     assert ask["name_localizations"] == {"zh-CN": "提问", "zh-TW": "提問"}
     assert ask["description_localizations"]["zh-TW"] == "在這個頻道的對話中向模型提問。"
-    (question,) = ask["options"]
+    question, file = ask["options"]
     assert question["name_localizations"] == {"zh-CN": "问题", "zh-TW": "問題"}
+    assert (file["name_localizations"], file["required"]) == (
+        {"zh-CN": "文件", "zh-TW": "檔案"},
+        False,
+    )
     assert question["description_localizations"]["zh-CN"] == "你想在本频道的对话中问的问题"
 
     system = payloads["system"]

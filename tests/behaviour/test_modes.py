@@ -3,10 +3,14 @@ privileged Message Content intent (simcord blanks content without it, as Discord
 
 from __future__ import annotations
 
+import io
+
 import discord
 import pytest
+from PIL import Image as PIL
 
 from bot.access import AccessPolicy
+from bot.attachments import Limits
 from bot.chat import ChatService
 from bot.client import ChatBot
 from bot.messages import text
@@ -348,3 +352,99 @@ async def test_modes_are_not_for_dms(world):
     result = await world.alice.user.slash("settings mode", mode="chat")
 
     assert result.response.content == text("en-US", "channel_setting.unavailable.dm")
+
+
+# -- files in chat and thread channels ----------------------------------------------------------
+
+VISION = {"model": "gpt-4o", "models": ("gpt-4o",)}
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    PIL.new("RGB", (16, 16), "red").save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("config_overrides", [VISION])
+async def test_an_image_alone_in_a_chat_channel_is_a_question(world, llm_server):
+    await make_chat_channel(world)
+
+    await world.alice.send(world.channel, "", attachments=[("cat.png", png())])
+
+    (part,) = llm_server.images[-1]
+    assert part["type"] == "image_url"
+    assert answers(world)[-1].content == "Hello from the stand-in."
+
+
+@pytest.mark.parametrize("config_overrides", [VISION])
+@pytest.mark.parametrize("message_content", [False])
+async def test_without_the_intent_an_image_in_a_chat_channel_arrives_empty_and_is_explained(
+    world, llm_server
+):
+    await make_chat_channel(world)
+
+    await world.alice.send(world.channel, "", attachments=[("cat.png", png())])
+
+    assert llm_server.requests == []
+    assert answers(world)[-1].content == text("en-US", "channel_setting.intent.cannot_read")
+
+
+@pytest.mark.parametrize("config_overrides", [VISION])
+async def test_an_image_mention_in_a_thread_channel_opens_a_thread_with_the_image(
+    world, llm_server, service_history
+):
+    await make_chat_channel(world, "threads")
+
+    await world.alice.send(world.channel, world.bot_mention, attachments=[("cat.png", png())])
+
+    (thread,) = world.channel.threads
+    assert thread.name == text("en-US", "channel_setting.thread.fallback_name", name="Alice")
+    assert len(llm_server.images[-1]) == 1
+    (stored,) = await service_history(thread.id)
+    assert [a.name for a in stored.question.images] == ["cat.png"]
+
+
+@pytest.mark.parametrize("config_overrides", [{**VISION, "attachments": Limits(file_bytes=1024)}])
+async def test_a_file_left_out_of_a_thread_question_is_named_above_the_answer_there(
+    world, llm_server
+):
+    await make_chat_channel(world, "threads")
+
+    await world.alice.send(
+        world.channel, f"{world.bot_mention} see this", attachments=[("big.txt", b"x" * 2000)]
+    )
+
+    (thread,) = world.channel.threads
+    (answer,) = answers(world, thread)
+    assert answer.content.splitlines() == [
+        "-# `big.txt` was left out: a file can be at most 1 KiB.",
+        "Hello from the stand-in.",
+    ]
+
+
+async def test_deleting_the_message_that_opened_a_thread_forgets_the_threads_turn(
+    world, llm_server, service_history
+):
+    await make_chat_channel(world, "threads")
+    opener = await world.alice.send(world.channel, f"{world.bot_mention} forget me")
+    (thread,) = world.channel.threads
+    await world.bob.send(thread, "keep this one")
+    assert len(await service_history(thread.id)) == 2
+
+    await world.alice.delete(opener)
+
+    (kept,) = await service_history(thread.id)
+    assert kept.question.text == "keep this one"
+
+
+async def test_deleting_a_message_in_a_thread_the_bot_did_not_open_forgets_only_that_message(
+    world, llm_server, service_history
+):
+    thread = world.thread("members' own")  # its id is not a message's the bot answered
+    await world.alice.send(thread, f"{world.bot_mention} in a thread")
+    question = await world.alice.send(world.channel, f"{world.bot_mention} in the channel")
+
+    await world.alice.delete(question)
+
+    assert await service_history(world.channel.id) == []
+    assert len(await service_history(thread.id)) == 1
