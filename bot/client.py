@@ -35,7 +35,7 @@ from cogs._render import explain, refusal_sentence
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.chat", "cogs.manage", "cogs.settings")
+EXTENSIONS = ("cogs.chat", "cogs.manage", "cogs.settings", "cogs.context")
 # The channel modes in which members talk to the bot without mentioning it.
 UNMENTIONED_MODES = (Mode.CHAT.value, Mode.THREADS.value)
 TREE_FINGERPRINT_KEY = "command_tree_fingerprint"
