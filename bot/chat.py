@@ -36,7 +36,7 @@ import functools
 import logging
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.attachments import Files, Limits, VisionPolicy
 from bot.channels import (
@@ -444,20 +444,24 @@ class ChatService:
         def count(content: str) -> int:  # loads the vocabulary once, when a count must be exact
             return counter_for(model, tokenizer).count(content)
 
-        system, asked, window = fit_window(
-            history,
+        # A model that takes no images is sent their names only: their cost is not counted
+        # (the stored records keep it, for a model that sees them).
+        sees = self._vision.sees_images(model)
+        system, fitted, window = fit_window(
+            history if sees else [_unseen(r) for r in history],
             context_window=self._config.context_window,
             max_tokens=values.max_tokens,
             max_rounds=rounds,
             system=system,
-            question=asked,
+            question=asked if sees else _unseen_message(asked),
             count=count,
         )
+        asked = replace(fitted, attachments=asked.attachments)
 
         # Images go to a model that takes them: the window's from the store (one more trip, only
         # when it holds any), the question's as they came.
         images: dict[str, bytes] | None = None
-        if self._vision.sees_images(model):
+        if sees:
             images = question.files.blobs
             stored = image_digests(window) - images.keys()
             if stored:
@@ -837,6 +841,18 @@ class ChatService:
             raise InvalidModel(model, self._config.models)
         await self._store.set_channel_model(channel_id, model)
         return model or await self.channel_model(channel_id, parent_id)
+
+
+def _unseen_message(message: Message) -> Message:
+    """The message as a model that takes no images is charged for it: its images cost nothing."""
+    if not any(a.kind == "image" and a.tokens for a in message.attachments):
+        return message
+    kept = tuple(replace(a, tokens=0) if a.kind == "image" else a for a in message.attachments)
+    return replace(message, attachments=kept)
+
+
+def _unseen(item: Round) -> Round:
+    return Round(_unseen_message(item.question), _unseen_message(item.answer))
 
 
 def clean_text(text: str) -> str:

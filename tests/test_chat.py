@@ -757,3 +757,21 @@ async def test_text_files_and_a_quoted_message_are_framed_by_the_bot(service, ll
     assert asked["message"] == "review"
     (stored,) = await service.history(1, 10)
     assert (stored.question.text, stored.question.about) == ("review", about)
+
+
+async def test_a_text_only_model_is_not_charged_for_images_it_is_not_sent(
+    store, chat_model, llm_server
+):
+    # gpt-4o-mini's price for any image (8,500 tokens) would not fit the 8k window; the model
+    # never sees the image, so its cost must not count: the question is answered.
+    mini = {"model": "gpt-4o-mini", "models": ("gpt-4o-mini",)}
+    service = ChatService(store, chat_model, make_config(**mini, text_only_models=("gpt-4o*",)))
+
+    answered = await answer(service, replace(ask_of(text="what is it?"), files=picture()))
+    again = await answer(service, ask_of(text="and now?"))
+
+    assert answered.images_left_out and again.text
+    assert len(llm_server.requests) == 2  # the round with the image stayed in the window
+    assert len(llm_server.requests[-1]["messages"]) == 4
+    (stored, _) = await service.history(1, 10)
+    assert stored.question.attachments[0].tokens > 8000  # kept for a model that sees images
