@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+import aiohttp
 import discord
 
 from bot.attachments import Files, Limits, Problem, Upload, plan_downloads, read_uploads
@@ -20,6 +21,10 @@ from bot.messages import text
 from cogs._export import upload_size
 
 log = logging.getLogger(__name__)
+
+# How long one file's download may take. Discord's CDN serves a file within the caps in seconds;
+# one that hangs must not hold the channel's queue for the HTTP session's 5 minutes.
+DOWNLOAD_SECONDS = 30.0
 
 
 async def gather(attachments: Sequence[discord.Attachment], limits: Limits) -> Files:
@@ -32,9 +37,11 @@ async def gather(attachments: Sequence[discord.Attachment], limits: Limits) -> F
     for index in taken:
         attachment = attachments[index]
         try:
-            data = await attachment.read()
-        except discord.HTTPException as exc:  # gone, or the CDN failed
-            log.info("Could not download attachment %s: %s", attachment.id, exc)
+            async with asyncio.timeout(DOWNLOAD_SECONDS):
+                data = await attachment.read()
+        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            # Gone, the CDN failed, the connection to it failed, or it hung.
+            log.info("Could not download attachment %s: %r", attachment.id, exc)
             problems.append(Problem(attachment.filename, "download_failed"))
             continue
         if len(data) > limits.file_bytes:  # larger than Discord said
