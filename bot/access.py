@@ -52,8 +52,9 @@ class AccessPolicy:
     # Where cooldowns are kept: the store, so that they hold across processes (on PostgreSQL);
     # unset, in this process.
     cooldowns: CooldownBook | None = None
-    _last_notice: dict[int, float] = field(default_factory=dict)
-    _local: LocalCooldowns | None = None
+    # State, not configuration: a copy (dataclasses.replace) starts with none.
+    _last_notice: dict[int, float] = field(default_factory=dict, init=False, repr=False)
+    _local: LocalCooldowns | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_settings(

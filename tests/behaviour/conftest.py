@@ -1,9 +1,11 @@
 """Behaviour tests: the real bot (real discord.py) against simcord's simulated Discord, with the
-loopback model server and a real SQLite file."""
+loopback model server and a real SQLite file — and the main flows (MAIN_FLOWS) once more on a
+real PostgreSQL (tests/support/postgres.py), the same tests parametrised by engine. A test that
+handles the SQLite file itself (it asks for `db_path`) runs on SQLite only."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import discord
@@ -13,8 +15,50 @@ from simcord.builders import ChannelHandle
 from bot.access import AccessPolicy
 from bot.chat import ChatService
 from bot.client import ChatBot
+from bot.storage.postgres import PostgresStore
 from bot.storage.sqlite import SQLiteStore
 from tests.conftest import make_config
+from tests.support.postgres import fresh_database
+
+MAIN_FLOWS = frozenset(
+    {
+        "test_talking",
+        "test_managing",
+        "test_modes",
+        "test_channel_settings",
+        "test_attachments",
+        "test_context_menu",
+        "test_duplicates",
+        "test_export",
+        "test_speakers",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    own_arguments = metafunc.function.__code__.co_varnames[: metafunc.function.__code__.co_argcount]
+    if (
+        module in MAIN_FLOWS
+        and "engine" in metafunc.fixturenames
+        and "db_path" not in own_arguments
+    ):
+        metafunc.parametrize("engine", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+async def store(engine: str, db_path: Any) -> Any:
+    if engine == "sqlite":
+        async with SQLiteStore.open(db_path) as opened:
+            yield opened
+        return
+    async with fresh_database() as url, PostgresStore.open(url) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -27,9 +71,11 @@ def config_overrides() -> dict[str, Any]:
     return {}
 
 
-def build_bot(store: SQLiteStore, chat_model: Any, access: AccessPolicy, **config: Any):
+def build_bot(store: Any, chat_model: Any, access: AccessPolicy, **config: Any):
     service = ChatService(store, chat_model, make_config(**config))
-    return ChatBot(service=service, store=store, access=access)
+    # A copy: a policy given to @parametrize is one object for every run of the test (both
+    # engines), and the cooldowns and notices it keeps must not leak from one run to the next.
+    return ChatBot(service=service, store=store, access=replace(access))
 
 
 @pytest.fixture

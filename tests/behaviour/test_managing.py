@@ -95,10 +95,10 @@ async def test_reset_in_a_busy_channel_answers_at_once_and_drops_the_waiting_que
     await asyncio.wait_for(llm_server.wait_for_requests(2), timeout=5)
     for n in range(2):
         backend.create_message(world.channel.id, world.bob.id, f"{world.bot_mention} wait {n}")
-    for _ in range(50):  # until both wait in the queue (a few turns of the loop)
-        if world.env.bot.service.waiting(world.channel.id) == 3:
+    for _ in range(1000):  # until both wait in the queue (a few turns of the loop on SQLite;
+        if world.env.bot.service.waiting(world.channel.id) == 3:  # a few ms on PostgreSQL)
             break
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.002)
 
     result = await world.mod.slash(world.channel, "reset")
     llm_server.gate.set()

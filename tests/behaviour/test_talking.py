@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 
@@ -260,6 +261,7 @@ async def test_a_long_slash_answer_continues_in_follow_ups(world, llm_server):
 async def test_a_queued_slash_question_says_it_is_waiting(world, llm_server):
     llm_server.default = Reply(echo=True, latency=0.2)
     world.env.backend.create_message(world.channel.id, world.bob.id, f"{world.bot_mention} first")
+    await asyncio.wait_for(llm_server.wait_for_requests(1), timeout=5)  # "first" is answering
 
     result = await world.alice.slash(world.channel, "ask", question="second")
 
