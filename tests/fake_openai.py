@@ -262,7 +262,8 @@ class FakeOpenAI:
             handler_cancellation=True,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        # A deep listen queue: the fan-out benchmark opens 1,000 connections at once.
+        site = web.TCPSite(self._runner, self._host, self._port, backlog=1024)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self

@@ -7,6 +7,7 @@ its result. The tests count calls to it on the store's connection.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 from dataclasses import replace
@@ -357,3 +358,23 @@ async def test_a_schema_4_database_migrates_to_5_and_reads_back_the_same(db_path
         "low",
         {"temperature": "0.3"},
     )
+
+
+async def test_reads_of_channels_answered_at_once_are_queued_together_not_in_turn(tmp_path):
+    # The connection's thread runs statements one at a time anyway: a read need not wait for
+    # another coroutine's read to come back before it is sent (only for an open transaction).
+    async with SQLiteStore.open(tmp_path / "pipelined.db") as store:
+        events: list[str] = []
+        real = store._db._execute
+
+        async def traced(fn, *args, **kwargs):
+            events.append("sent")
+            try:
+                return await real(fn, *args, **kwargs)
+            finally:
+                events.append("back")
+
+        store._db._execute = traced  # type: ignore[method-assign]
+        await asyncio.gather(*(store.turn_context(channel, None, 5) for channel in (1, 2, 3)))
+
+    assert events[:3] == ["sent", "sent", "sent"]

@@ -289,7 +289,20 @@ class SQLiteStore:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    async def _run(self, work: Callable[[], Awaitable[T]]) -> T:
+    async def _run(self, work: Callable[[], Awaitable[T]], *, exclusive: bool = False) -> T:
+        """Run `work` (one statement, or with `exclusive` a transaction) on the connection.
+
+        A transaction holds the lock from BEGIN to COMMIT, so no other coroutine's statement
+        runs inside it. A single statement waits only while one is open: otherwise it goes to
+        aiosqlite's queue at once (its thread runs statements one at a time, in the order they
+        came, so a statement queued before a BEGIN runs before that transaction, on its own),
+        and channels answered at once pipeline their statements instead of taking turns.
+        """
+        if not exclusive and not self._lock.locked():
+            try:
+                return await work()
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
         async with self._lock:
             try:
                 return await work()
@@ -309,7 +322,7 @@ class SQLiteStore:
                 raise
             return result
 
-        return await self._run(wrapped)
+        return await self._run(wrapped, exclusive=True)
 
     def _check_still_there(self) -> None:
         """Raise `DatabaseMissing` if the path no longer names the file that was opened.
