@@ -52,9 +52,11 @@ import anyio
 import httpx2
 import openai
 
+from bot.attachments import refuses_images
 from bot.errors import (
     AuthenticationFailed,
     ContextTooLong,
+    ImagesNotSupported,
     Interrupted,
     LLMError,
     ModelNotFound,
@@ -771,6 +773,11 @@ def _translate(exc: openai.OpenAIError, model: str) -> LLMError:
     if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
         if _is_context_length(exc):
             return ContextTooLong("the prompt is longer than the model's context window")
+        message = _error(exc).get("message")
+        if refuses_images(
+            message if isinstance(message, str) else str(exc), _error(exc).get("param")
+        ):
+            return ImagesNotSupported(f"the model {model!r} takes no images", model)
         return Refused("the model server refused the request")
     if isinstance(exc, openai.APIStatusError):
         return ModelServerError(f"the model server failed with HTTP {exc.status_code}")

@@ -11,7 +11,6 @@ from contextlib import closing
 import pytest
 from PIL import Image as PIL
 
-from bot import llm
 from bot.access import AccessPolicy
 from bot.attachments import Limits
 from bot.storage.sqlite import SQLiteStore
@@ -161,10 +160,6 @@ async def test_an_image_is_sent_again_from_the_store_after_a_restart(
     assert llm_server.requests[-1]["messages"][1]["content"][1] == history_image
 
 
-@pytest.mark.skipif(
-    not hasattr(llm, "refuses_images"),
-    reason="bot/llm.py does not yet tell a server's 'no images' 400 (ImagesNotSupported)",
-)
 async def test_a_model_that_refuses_images_answers_from_the_text_and_is_remembered(
     world, llm_server
 ):
