@@ -18,12 +18,12 @@ RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /data 
         --shell /usr/sbin/nologin chatlab \
     && mkdir /data && chown chatlab:chatlab /data
 
-# The package (with the PostgreSQL driver, and aiohttp for HTTP_BACKEND=aiohttp), built from a
+# The package (with the PostgreSQL driver), built from a
 # copy of the repository that is removed afterwards: the image runs the installed package.
 COPY pyproject.toml README.md /src/
 COPY bot /src/bot
 COPY cogs /src/cogs
-RUN pip install "/src[postgres,aiohttp]" && rm -rf /src
+RUN pip install "/src[postgres]" && rm -rf /src
 
 USER chatlab
 WORKDIR /data

@@ -94,9 +94,9 @@ class Settings(BaseSettings):
     # Touched while the gateway is connected; `python -m bot health` reads its age.
     heartbeat_file: Path = Path("chatlab.heartbeat")
     heartbeat_max_age: float = Field(default=90.0, ge=5, le=DAY)
-    # The model client's HTTP stack: the SDK's own (httpx) or aiohttp (the SDK's documented
-    # `DefaultAioHttpClient`, from the `aiohttp` extra).
-    http_backend: Literal["httpx", "aiohttp"] = "httpx"
+    # The model client's HTTP stack: aiohttp (the SDK's documented `DefaultAioHttpClient`; about
+    # half the CPU per streamed event, see benchmarks/README.md) or the SDK's own httpx.
+    http_backend: Literal["httpx", "aiohttp"] = "aiohttp"
 
     # Ways of talking (chat channels, threads) and attachments
     # The privileged Message Content intent: `auto` asks for it only when a channel is a chat
