@@ -214,7 +214,14 @@ async def test_connections_killed_under_the_store_are_replaced(url):
         )
         await admin.close()
 
-        assert await store.get_meta("k") == "v"
+        # A query racing the kill may fail — as a StoreError (one sentence for the member), never
+        # a raw driver error — and then the pool's new connections answer.
+        for attempt in range(3):
+            try:
+                assert await store.get_meta("k") == "v"
+                break
+            except StoreError:
+                assert attempt < 2
 
 
 # -- claims and shards -----------------------------------------------------------------------

@@ -83,12 +83,21 @@ MAX_FIGURE = 2**63 - 1
 CLAIM_DAYS = 1  # a gateway replay never reaches further back
 PRUNE_EVERY_SECONDS = 3600.0
 
-DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+# InternalClientError: what asyncpg raises for a query on a connection whose server process was
+# just killed, before it has noticed ("cannot switch to state ...").
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    asyncio.TimeoutError,
+)
 LOST_CONNECTION = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.InternalClientError,
 )
 
 # -- the statements -----------------------------------------------------------------------------
@@ -428,13 +437,7 @@ class PostgresStore:
     def _translate(self, exc: BaseException) -> StoreError:
         if isinstance(exc, asyncpg.DiskFullError):
             return StorageFull("the database's disk is full")
-        lost = (
-            OSError,
-            asyncio.TimeoutError,
-            asyncpg.InterfaceError,
-            asyncpg.PostgresConnectionError,
-        )
-        if isinstance(exc, lost):
+        if isinstance(exc, LOST_CONNECTION):
             return StoreError(
                 f"lost the connection to PostgreSQL at {self._where}: {_reason(exc, self._url)}"
             )
