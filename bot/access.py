@@ -12,13 +12,17 @@ edge answers the rest quietly (a reaction).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.errors import StoreError
 from bot.settings import Settings
 from bot.storage.local import LocalCooldowns
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class AccessPolicy:
     # State, not configuration: a copy (dataclasses.replace) starts with none.
     _last_notice: dict[int, float] = field(default_factory=dict, init=False, repr=False)
     _local: LocalCooldowns | None = field(default=None, init=False, repr=False)
+    _store_failing: bool = field(default=False, init=False, repr=False)
 
     @classmethod
     def from_settings(
@@ -91,9 +96,21 @@ class AccessPolicy:
         if self.cooldown <= 0:
             return None
         key = f"ask:{asker.user_id}"
+        wait: float | None = None
         if self.cooldowns is not None:
-            wait = await self.cooldowns.take_cooldown(key, self.cooldown)
-        else:
+            try:
+                wait = await self.cooldowns.take_cooldown(key, self.cooldown)
+            except StoreError as exc:
+                # The store unreachable for a moment must not drop the question in silence:
+                # the cooldown is kept in this process until the store answers again.
+                if not self._store_failing:
+                    log.warning("Cooldowns kept in this process for now: %s", exc)
+                self._store_failing = True
+            else:
+                if self._store_failing:
+                    log.info("Cooldowns kept by the store again")
+                self._store_failing = False
+        if wait is None:
             if self._local is None:
                 self._local = LocalCooldowns(self.clock)
             wait = self._local.take(key, self.cooldown)
