@@ -53,6 +53,7 @@ from bot.channels import (
 )
 from bot.conversation import (
     SPEAKER_NOTE,
+    Attachment,
     Message,
     Quote,
     Round,
@@ -92,7 +93,7 @@ from bot.storage import (
     TurnRecord,
     Usage,
 )
-from bot.tokens import TokenCounter, counter_for, loaded_counter
+from bot.tokens import TokenCounter, counter_for, image_tokens, loaded_counter
 
 log = logging.getLogger(__name__)
 
@@ -444,16 +445,17 @@ class ChatService:
         def count(content: str) -> int:  # loads the vocabulary once, when a count must be exact
             return counter_for(model, tokenizer).count(content)
 
-        # A model that takes no images is sent their names only: their cost is not counted
-        # (the stored records keep it, for a model that sees them).
+        # Images cost what the model in force charges for them (a stored record was charged
+        # at the rate of the model of its day); a model that takes no images is sent their
+        # names only, and their cost is not counted. The stored records keep theirs.
         sees = self._vision.sees_images(model)
         system, fitted, window = fit_window(
-            history if sees else [_unseen(r) for r in history],
+            [_charged(r, model, sees) for r in history],
             context_window=self._config.context_window,
             max_tokens=values.max_tokens,
             max_rounds=rounds,
             system=system,
-            question=asked if sees else _unseen_message(asked),
+            question=asked if sees else _charged_message(asked, model, sees),
             count=count,
         )
         asked = replace(fitted, attachments=asked.attachments)
@@ -843,16 +845,32 @@ class ChatService:
         return model or await self.channel_model(channel_id, parent_id)
 
 
-def _unseen_message(message: Message) -> Message:
-    """The message as a model that takes no images is charged for it: its images cost nothing."""
-    if not any(a.kind == "image" and a.tokens for a in message.attachments):
+def _charged_message(message: Message, model: str, sees: bool) -> Message:
+    """The message as `model` is charged for it: each image at its rate (nothing when the
+    model takes no images)."""
+    if not message.attachments:
         return message
-    kept = tuple(replace(a, tokens=0) if a.kind == "image" else a for a in message.attachments)
-    return replace(message, attachments=kept)
+    kept = tuple(
+        replace(a, tokens=_image_cost(model, a, sees)) if a.kind == "image" else a
+        for a in message.attachments
+    )
+    return message if kept == message.attachments else replace(message, attachments=kept)
 
 
-def _unseen(item: Round) -> Round:
-    return Round(_unseen_message(item.question), _unseen_message(item.answer))
+def _charged(item: Round, model: str, sees: bool) -> Round:
+    question = _charged_message(item.question, model, sees)
+    return item if question is item.question else Round(question, item.answer)
+
+
+def _image_cost(model: str, image: Attachment, sees: bool) -> int:
+    if not sees:
+        return 0
+    if image.width is None or image.height is None:  # no size recorded: as it was charged
+        return image.tokens
+    return _image_tokens(model, image.width, image.height)
+
+
+_image_tokens = functools.lru_cache(maxsize=1024)(image_tokens)
 
 
 def clean_text(text: str) -> str:

@@ -775,3 +775,23 @@ async def test_a_text_only_model_is_not_charged_for_images_it_is_not_sent(
     assert len(llm_server.requests[-1]["messages"]) == 4
     (stored, _) = await service.history(1, 10)
     assert stored.question.attachments[0].tokens > 8000  # kept for a model that sees images
+
+
+async def test_images_in_history_are_charged_at_the_rate_of_the_model_now_in_force(
+    store, chat_model, llm_server
+):
+    # Stored under gpt-4o (255 tokens); the channel then switches to gpt-4o-mini, which charges
+    # 8,500 for the same image: more than the 8k window, so that round cannot go with the next
+    # question (it went, counted at gpt-4o's rate, and a real server refused the prompt).
+    both = {"model": "gpt-4o", "models": ("gpt-4o", "gpt-4o-mini")}
+    service = ChatService(store, chat_model, make_config(**both))
+    await answer(service, replace(ask_of(text="what is it?"), files=picture()))
+    await service.set_channel_model(1, "gpt-4o-mini")
+
+    again = await answer(service, ask_of(text="and now?"))
+
+    assert again.rounds_used == 0
+    assert len(llm_server.requests[-1]["messages"]) == 2  # the system prompt and the question
+    assert llm_server.images[-1] == []
+    (first, _) = await service.history(1, 10)
+    assert first.question.images[0].tokens == 85 + 170  # the stored record is as it was
