@@ -151,7 +151,7 @@ async def test_an_image_is_sent_again_from_the_store_after_a_restart(
     with closing(sqlite3.connect(db_path)) as live, closing(sqlite3.connect(restarted)) as copy:
         live.backup(copy)
     async with SQLiteStore.open(restarted) as fresh_store:
-        await world.env.restart_bot(build_bot(fresh_store, chat_model, AccessPolicy()))
+        await world.env.restart_bot(build_bot(fresh_store, chat_model, AccessPolicy(), **VISION))
         await world.alice.send(world.channel, f"{world.bot_mention} and its colour?")
 
     history_image, *rest = llm_server.images[-1]
