@@ -34,7 +34,7 @@ import asyncio
 import enum
 import functools
 import logging
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -383,9 +383,12 @@ class ChatService:
             return True
 
     async def ask(
-        self, question: Question
+        self, question: Question, on_joined: Callable[[], object] | None = None
     ) -> AsyncGenerator[Queued | Thinking | Delta | Answer, None]:
         """Answer `question` in its channel's conversation, streaming.
+
+        `on_joined` is called once the question has its place in the channel's queue (the edge
+        keeps its channel's questions in the order they came until then).
 
         Yields `Queued` first if the channel is busy, `Thinking` once if the model thinks before
         answering (its thoughts are never yielded, stored or sent back), then `Delta`s as the
@@ -402,6 +405,8 @@ class ChatService:
             raise refusal
         ticket = _Ticket(question.author_id, question.message_id)
         with self._queue.join(question.channel_id, ticket) as slot:
+            if on_joined is not None:
+                on_joined()
             ahead = sum(t.dropped is None for t in slot.tickets) - 1
             if ahead:
                 yield Queued(ahead=ahead)

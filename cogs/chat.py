@@ -70,6 +70,8 @@ class ChatCog(commands.Cog):
         # queue caps, which the new threads' own queues do not see.
         self._opening: collections.Counter[tuple[int, int]] = collections.Counter()
         self._unreadable_told: dict[int, float] = {}  # chat channel -> when it was last told
+        # Each channel's newest question still getting its files (see `_Place`).
+        self._arrivals: dict[int, _Place] = {}
 
     async def cog_load(self) -> None:
         # Each channel's mode is kept in memory: read them before the first message arrives.
@@ -119,6 +121,31 @@ class ChatCog(commands.Cog):
         """/ask's flow, for any command that asks (also "Ask chatlab"): claim, admit, queue
         check, then the answer under `header`. `files` are gathered (downloaded) only once the
         question is admitted; each file left out is named under the header."""
+        place = _Place(self._arrivals, interaction.channel_id or 0)  # in turn with messages
+        try:
+            await self._answer_interaction(
+                interaction,
+                text,
+                locale=locale,
+                header=header,
+                about=about,
+                files=files,
+                place=place,
+            )
+        finally:
+            place.release()
+
+    async def _answer_interaction(
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        *,
+        locale: str,
+        header: str,
+        about: Quote | None,
+        files: Callable[[], Awaitable[Files]] | None,
+        place: _Place,
+    ) -> None:
         if not await self.bot.service.claim(interaction.id):
             return  # another process (or a replay) has it
         refusal = await self.bot.access.admit(asker_of(interaction.user, interaction.channel))
@@ -133,6 +160,7 @@ class ChatCog(commands.Cog):
             await interaction.response.send_message(explain(full, locale), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
+        await place.turn()
         attached = await files() if files is not None else Files()
         asked = dataclasses.replace(asked, files=attached, about=about)
         told = "".join(f"\n-# {line}" for line in problem_lines(attached, locale))
@@ -152,6 +180,7 @@ class ChatCog(commands.Cog):
             locale=locale,
             on_queued=lambda ahead: reply.notice(queue_notice(ahead, locale)),
             on_refused=refused,
+            on_joined=place.release,
         )
 
     @app_commands.command(name="stop")
@@ -194,6 +223,20 @@ class ChatCog(commands.Cog):
             # A reply to the bot with its ping switched off: without the message-content intent
             # Discord sends it empty, so there is nothing to answer and nobody to hint.
             return
+        # Its place among the channel's questions, taken as it arrives: a file's download must
+        # not let a later message (a screenshot, then "what is wrong here?") overtake it.
+        place = _Place(self._arrivals, message.channel.id)
+        try:
+            await self._take(message, text, mode=mode, chatting=chatting, place=place)
+        finally:
+            place.release()
+
+    async def _take(
+        self, message: discord.Message, text: str, *, mode: Mode, chatting: bool, place: _Place
+    ) -> None:
+        """A message that asks: claim, admit, check the queue, download its files (in its turn
+        among the channel's), then answer it."""
+        assert self.bot.user is not None
         if not await self.bot.service.claim(message.id):
             return  # delivered twice (a gateway replay, or another process has it)
         locale = message_locale(message)
@@ -221,11 +264,16 @@ class ChatCog(commands.Cog):
         opens_thread = mode is Mode.THREADS and _parent_id(message.channel) is None
         question = self._question(message.author, message.channel, text, message.id)
         full = self._queue_refusal(question, opening=opens_thread)
+        if full is None and place.waits:
+            # Files are downloaded once the channel's earlier questions have theirs and are in
+            # the queue: the caps are checked again then, so that no file is downloaded (or
+            # held in memory) for a question the queue will not take.
+            await place.turn()
+            full = self._queue_refusal(question, opening=opens_thread)
         if full is not None:
             said = None if chatting else explain(full, locale)
             await self._notify(message, said, reaction=QUEUE_FULL)
             return
-        # Downloaded only now that the question is admitted, within the caps.
         attached = await gather(attachments, self.limits)
         problems = problem_lines(attached, locale)
         if not text and not attached:
@@ -234,6 +282,7 @@ class ChatCog(commands.Cog):
         question = dataclasses.replace(question, files=attached)
         told = "".join(f"-# {line}\n" for line in problems)
         if opens_thread:
+            place.release()  # it is answered in a thread of its own, not in this channel
             key = (message.channel.id, message.author.id)
             self._opening[key] += 1
             try:
@@ -243,7 +292,9 @@ class ChatCog(commands.Cog):
                 if not self._opening[key]:
                     del self._opening[key]
             return
-        await self._answer_message(message, question, locale, chatting=chatting, header=told)
+        await self._answer_message(
+            message, question, locale, chatting=chatting, header=told, on_joined=place.release
+        )
 
     async def _answer_in_thread(
         self,
@@ -309,6 +360,7 @@ class ChatCog(commands.Cog):
         *,
         chatting: bool = False,
         header: str = "",
+        on_joined: Callable[[], object] | None = None,
     ) -> None:
         reply: StreamedReply[discord.Message] = StreamedReply(
             ChannelSink(message), header=header, locale=locale
@@ -324,6 +376,7 @@ class ChatCog(commands.Cog):
             locale=locale,
             typing_in=message.channel,
             on_start=lambda: self._unmark(message),
+            on_joined=on_joined,
             # The queue filled while this one waited for Discord: quiet, like the check above.
             on_refused=lambda error: self._notify(
                 message, None if chatting else explain(error, locale), reaction=QUEUE_FULL
@@ -453,6 +506,7 @@ class ChatCog(commands.Cog):
         on_refused: Callable[[QueueFull], Awaitable[None]],
         typing_in: discord.abc.Messageable | None = None,
         on_start: Callable[[], Awaitable[None]] | None = None,
+        on_joined: Callable[[], object] | None = None,
     ) -> None:
         """Ask, and render what comes back: typing while waiting, the answer, or why not.
 
@@ -464,7 +518,7 @@ class ChatCog(commands.Cog):
             if typing_in is not None:
                 await shown(lambda: typing.enter_async_context(typing_in.typing()), courtesy=True)
             try:
-                async with contextlib.aclosing(self.bot.service.ask(question)) as events:
+                async with contextlib.aclosing(self.bot.service.ask(question, on_joined)) as events:
                     async for event in events:
                         if isinstance(event, Queued):
                             await shown(lambda e=event: on_queued(e.ahead), courtesy=True)
@@ -519,6 +573,47 @@ class ChatCog(commands.Cog):
                 await shown(on_start, courtesy=True)
             if ending is not None:
                 await shown(ending, tries=3)
+
+
+class _Place:
+    """A question's place in its channel from its arrival until it has its files: it gets them
+    (`turn`) after the questions that came before it in the channel, so that one whose files
+    take long to download is not overtaken by the next, and they join the channel's queue in
+    the order they were sent."""
+
+    def __init__(self, arrivals: dict[int, _Place], channel_id: int) -> None:
+        self._arrivals = arrivals
+        self._channel_id = channel_id
+        self._before = arrivals.get(channel_id)
+        self._done = asyncio.get_running_loop().create_future()
+        arrivals[channel_id] = self
+
+    @property
+    def waits(self) -> bool:
+        """Whether a question before this one in the channel is still getting its files."""
+        return self._before is not None and not self._before._done.done()
+
+    async def turn(self) -> None:
+        """Wait until the questions before this one in the channel have their files."""
+        before = self._before
+        if before is not None and not before._done.done():
+            await asyncio.wait([before._done])  # (being cancelled must not cancel theirs)
+        self._before = None
+
+    def release(self) -> None:
+        """This question has its files (or gave up): the next one's turn once the ones before
+        it have theirs too. Idempotent."""
+        before, self._before = self._before, None
+        if before is not None and not before._done.done():
+            before._done.add_done_callback(lambda _: self._finish())
+        else:
+            self._finish()
+        if self._arrivals.get(self._channel_id) is self:
+            del self._arrivals[self._channel_id]
+
+    def _finish(self) -> None:
+        if not self._done.done():
+            self._done.set_result(None)
 
 
 class ThreadSink:

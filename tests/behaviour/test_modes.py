@@ -3,7 +3,11 @@ privileged Message Content intent (simcord blanks content without it, as Discord
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
+import sys
+import time
 from dataclasses import replace
 
 import discord
@@ -450,3 +454,72 @@ async def test_deleting_a_message_in_a_thread_the_bot_did_not_open_forgets_only_
 
     assert await service_history(world.channel.id) == []
     assert len(await service_history(thread.id)) == 1
+
+
+@pytest.mark.parametrize("config_overrides", [VISION])
+async def test_a_chat_channels_questions_are_answered_in_the_order_they_were_sent(
+    world, llm_server, monkeypatch
+):
+    # A screenshot, then "what is wrong here?" a moment later: the image's download must not let
+    # the second message overtake the first (answered without the image, the image after it).
+    chat_cog = loaded_module(world, "ChatCog")
+    downloads = chat_cog.gather
+
+    async def slow(attachments, limits):
+        if attachments:  # the CDN takes its time (real time: the other message goes on)
+            await asyncio.to_thread(time.sleep, 0.1)
+        return await downloads(attachments, limits)
+
+    monkeypatch.setattr(chat_cog, "gather", slow)
+    await make_chat_channel(world)
+    llm_server.default = Reply(echo=True)
+    files = world.env.backend.store_attachments(world.channel.id, [("shot.png", png())])
+    world.env.backend.create_message(
+        world.channel.id, world.alice.id, "my screenshot", attachments=files
+    )
+    world.env.backend.create_message(world.channel.id, world.bob.id, "what is wrong here?")
+    await world.env.settle()
+
+    first, second = llm_server.requests
+    assert [json.loads(framed(m))["message"] for m in user_messages(second)] == [
+        "my screenshot",  # in the window: the screenshot's round was answered first
+        "what is wrong here?",
+    ]
+    assert json.loads(framed(user_messages(first)[-1]))["message"] == "my screenshot"
+
+
+def loaded_module(world, cog: str):
+    """The module of the cog as the bot loaded it (an extension's module is imported afresh
+    when an earlier test's bot unloaded it)."""
+    return sys.modules[type(world.env.bot.get_cog(cog)).__module__]
+
+
+def framed(content) -> str:
+    """A user message's framed text (the text part when it carries images)."""
+    return content if isinstance(content, str) else content[0]["text"]
+
+
+@pytest.mark.parametrize("config_overrides", [{**VISION, "max_waiting_per_member": 1}])
+async def test_a_file_is_not_downloaded_for_a_question_the_queue_will_not_take(
+    world, llm_server, monkeypatch
+):
+    chat_cog = loaded_module(world, "ChatCog")
+    downloads = chat_cog.gather
+    downloaded: list[str] = []
+
+    async def slow(attachments, limits):
+        downloaded.extend(a.filename for a in attachments)
+        if attachments:  # the CDN takes its time (real time: the other message goes on)
+            await asyncio.to_thread(time.sleep, 0.1)
+        return await downloads(attachments, limits)
+
+    monkeypatch.setattr(chat_cog, "gather", slow)
+    await make_chat_channel(world)
+    for name in ("one.png", "two.png"):
+        files = world.env.backend.store_attachments(world.channel.id, [(name, png())])
+        world.env.backend.create_message(world.channel.id, world.alice.id, name, attachments=files)
+    await world.env.settle()
+
+    assert downloaded == ["one.png"]  # the second waited its turn, then met the member's cap
+    assert len(llm_server.requests) == 1
+    assert len(world.requests_to("PUT", "/reactions/%E2%9C%8B")) == 1  # ✋, quietly
