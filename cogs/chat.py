@@ -72,6 +72,8 @@ class ChatCog(commands.Cog):
         self._unreadable_told: dict[int, float] = {}  # chat channel -> when it was last told
         # Each channel's newest question still getting its files (see `_Place`).
         self._arrivals: dict[int, _Place] = {}
+        # Messages taken as questions that are not yet in their channel's queue, by id.
+        self._preparing: dict[int, _Place] = {}
 
     async def cog_load(self) -> None:
         # Each channel's mode is kept in memory: read them before the first message arrives.
@@ -226,10 +228,12 @@ class ChatCog(commands.Cog):
         # Its place among the channel's questions, taken as it arrives: a file's download must
         # not let a later message (a screenshot, then "what is wrong here?") overtake it.
         place = _Place(self._arrivals, message.channel.id)
+        self._preparing[message.id] = place  # deleted before it is in the queue: see _forget
         try:
             await self._take(message, text, mode=mode, chatting=chatting, place=place)
         finally:
             place.release()
+            del self._preparing[message.id]
 
     async def _take(
         self, message: discord.Message, text: str, *, mode: Mode, chatting: bool, place: _Place
@@ -275,6 +279,8 @@ class ChatCog(commands.Cog):
             await self._notify(message, said, reaction=QUEUE_FULL)
             return
         attached = await gather(attachments, self.limits)
+        if place.deleted:
+            return  # the member deleted it while its files downloaded: nobody to answer
         problems = problem_lines(attached, locale)
         if not text and not attached:
             await _say(message, "\n".join(problems))  # every file was left out: each is named
@@ -436,6 +442,9 @@ class ChatCog(commands.Cog):
     async def _forget(self, channel_id: int, message_ids: list[int], guild_id: int | None) -> None:
         forgotten = 0
         for message_id in message_ids:
+            preparing = self._preparing.get(message_id)
+            if preparing is not None:  # not in the queue yet (its files are downloading)
+                preparing.deleted = True
             # A question that opened a thread was answered in that thread, whose id is the
             # question's: the deletion is reported in the channel, the turn is in the thread.
             places = [channel_id]
@@ -586,6 +595,7 @@ class _Place:
         self._channel_id = channel_id
         self._before = arrivals.get(channel_id)
         self._done = asyncio.get_running_loop().create_future()
+        self.deleted = False  # the member deleted the message meanwhile
         arrivals[channel_id] = self
 
     @property

@@ -523,3 +523,26 @@ async def test_a_file_is_not_downloaded_for_a_question_the_queue_will_not_take(
     assert downloaded == ["one.png"]  # the second waited its turn, then met the member's cap
     assert len(llm_server.requests) == 1
     assert len(world.requests_to("PUT", "/reactions/%E2%9C%8B")) == 1  # ✋, quietly
+
+
+@pytest.mark.parametrize("config_overrides", [VISION])
+async def test_a_question_deleted_while_its_files_download_is_never_answered(
+    world, llm_server, monkeypatch
+):
+    chat_cog = loaded_module(world, "ChatCog")
+    downloads = chat_cog.gather
+
+    async def deleted_meanwhile(attachments, limits):
+        (message,) = list(world.channel.history())[-1:]
+        world.env.backend.delete_message(world.channel.id, message.id)  # the member deletes it
+        await asyncio.to_thread(time.sleep, 0.05)  # while the CDN still sends the file
+        return await downloads(attachments, limits)
+
+    monkeypatch.setattr(chat_cog, "gather", deleted_meanwhile)
+    await make_chat_channel(world)
+    files = world.env.backend.store_attachments(world.channel.id, [("shot.png", png())])
+    world.env.backend.create_message(world.channel.id, world.alice.id, "oops", attachments=files)
+    await world.env.settle()
+
+    assert llm_server.requests == []
+    assert await world.env.bot.service.history(world.channel.id, 10) == []
