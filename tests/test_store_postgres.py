@@ -18,6 +18,7 @@ import pytest
 from bot.conversation import Attachment, Message
 from bot.errors import StorageFull, StoreError
 from bot.storage import TurnRecord
+from bot.storage import postgres as postgres_engine
 from bot.storage.postgres import (
     EXPORT_NEWEST_FIRST,
     EXPORT_OLDEST_FIRST,
@@ -27,6 +28,7 @@ from bot.storage.postgres import (
     PostgresStore,
 )
 from tests.support import postgres
+from tests.support.relay import Relay
 
 PASSWORD = "hunter2-Sekr3t"
 
@@ -258,6 +260,36 @@ async def test_shards_are_released_when_their_holder_dies_and_it_says_so(url, ca
     (critical,) = [r for r in caplog.records if r.levelno == logging.CRITICAL]
     assert "Lost the connection that holds shards 3" in critical.getMessage()
     assert told == ["lost"]  # the process is told, to stop before another one runs shard 3
+
+
+async def test_a_shards_connection_gone_quiet_is_noticed_and_the_process_told(url, monkeypatch):
+    # A database host lost without a word (a failover, a partition): nothing closes the socket
+    # of the idle connection holding the shards, while the server side may drop its locks.
+    monkeypatch.setattr(postgres_engine, "PROBE_EVERY_SECONDS", 0.05)
+    monkeypatch.setattr(postgres_engine, "PROBE_TIMEOUT_SECONDS", 0.2)
+    lost = asyncio.Event()
+    async with (
+        Relay.to(url) as relay,
+        PostgresStore.open(relay.url_for(url)) as store,
+        store.claim_shards([5], lost.set),
+    ):
+        relay.hold()
+        try:
+            await asyncio.wait_for(lost.wait(), 5)
+        finally:
+            relay.release()
+
+
+async def test_a_statement_gone_unanswered_is_a_store_error_not_a_wait_for_ever(url, monkeypatch):
+    monkeypatch.setattr(postgres_engine, "COMMAND_TIMEOUT_SECONDS", 0.2)
+    async with Relay.to(url) as relay, PostgresStore.open(relay.url_for(url)) as store:
+        relay.hold()
+        # The network comes back after 3 s: a store that waits for it answers then, instead.
+        asyncio.get_running_loop().call_later(3, relay.release)
+        with pytest.raises(StoreError, match="timed out"):
+            await store.count_rounds(1)
+        relay.release()
+        assert await store.count_rounds(1) == 0  # and the store works once the network does
 
 
 # -- trips -----------------------------------------------------------------------------------

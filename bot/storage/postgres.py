@@ -20,7 +20,11 @@ What several processes share is kept by PostgreSQL's own guarantees:
 - a cooldown is taken by one `INSERT ... ON CONFLICT DO UPDATE ... WHERE until <= now()`;
 - a shard is held by a session advisory lock, `pg_try_advisory_lock(LOCK_CLASS, shard)`, on a
   connection of its own kept open while the shards run (PostgreSQL releases it if the process
-  dies).
+  dies); that connection is probed every PROBE_EVERY_SECONDS, and one gone quiet is ended so
+  that the process hears it lost them (the same goes for the presence lock's connection).
+
+A statement unanswered for COMMAND_TIMEOUT_SECONDS (the database's host lost without a word) is a
+StoreError, not a wait of many minutes.
 
 Errors are `StoreError`s, one line each: `StorageFull` for a full disk, and "cannot connect to
 PostgreSQL at host:port/db: <reason>" at start-up. The URL's password never appears in either
@@ -79,6 +83,16 @@ POOL_MIN = 1
 POOL_MAX = 5
 CONNECT_TIMEOUT_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 10.0
+# The longest a statement may go unanswered (a database host lost without a word, a partition:
+# nothing closes the socket) before it is a StoreError, rather than a wait of many minutes with
+# the channel's queue held. A copy's batch (migrate-to) has longer.
+COMMAND_TIMEOUT_SECONDS = 60.0
+COPY_TIMEOUT_SECONDS = 600.0
+# The connections kept idle for their advisory locks (shards, presence) are probed this often: one
+# gone quiet is ended, so that the process hears of it (`on_lost`) as when it is closed; the
+# database may have dropped its locks already (a failover).
+PROBE_EVERY_SECONDS = 15.0
+PROBE_TIMEOUT_SECONDS = 10.0
 MAX_FIGURE = 2**63 - 1
 CLAIM_DAYS = 1  # a gateway replay never reaches further back
 PRUNE_EVERY_SECONDS = 3600.0
@@ -367,7 +381,8 @@ class PostgresStore:
 
             connection.add_termination_listener(lost)
             try:
-                yield token
+                async with _probed(connection):
+                    yield token
             finally:
                 connection.remove_termination_listener(lost)
         finally:
@@ -745,7 +760,8 @@ class PostgresStore:
 
             connection.add_termination_listener(lost)
             try:
-                yield
+                async with _probed(connection):
+                    yield
             finally:
                 connection.remove_termination_listener(lost)
         finally:
@@ -772,7 +788,10 @@ class PostgresStore:
         try:
             async with self._pool.acquire() as connection, connection.transaction():
                 await connection.copy_records_to_table(
-                    table, records=[tuple(row) for row in rows], columns=list(columns)
+                    table,
+                    records=[tuple(row) for row in rows],
+                    columns=list(columns),
+                    timeout=COPY_TIMEOUT_SECONDS,
                 )
         except DRIVER_ERRORS as exc:
             raise self._translate(exc) from None
@@ -806,6 +825,7 @@ async def _connect(url: str) -> Any:
             min_size=POOL_MIN,
             max_size=POOL_MAX,
             timeout=CONNECT_TIMEOUT_SECONDS,
+            command_timeout=COMMAND_TIMEOUT_SECONDS,
             server_settings={"application_name": "chatlab"},
         )
     except (*DRIVER_ERRORS, ValueError) as exc:
@@ -826,6 +846,30 @@ async def _connect_one(url: str, name: str = "chatlab shards") -> Any:
         raise StoreError(
             f"cannot connect to PostgreSQL at {describe(url)}: {_reason(exc, url)}"
         ) from None
+
+
+@contextlib.asynccontextmanager
+async def _probed(connection: Any) -> AsyncIterator[None]:
+    """While open, probe the idle `connection` every PROBE_EVERY_SECONDS; if it does not answer
+    within PROBE_TIMEOUT_SECONDS, end it (its termination listeners then run, as when the
+    database closes it)."""
+
+    async def probe() -> None:
+        while True:
+            await asyncio.sleep(PROBE_EVERY_SECONDS)
+            try:
+                await asyncio.wait_for(connection.fetchval("SELECT 1"), PROBE_TIMEOUT_SECONDS)
+            except DRIVER_ERRORS:
+                connection.terminate()
+                return
+
+    task = asyncio.create_task(probe(), name="chatlab connection probe")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _release(connection: Any) -> None:
