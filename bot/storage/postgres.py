@@ -15,8 +15,9 @@ What several processes share is kept by PostgreSQL's own guarantees:
 
 - migrations run under a transaction-scoped advisory lock, the version re-read under it, so
   processes starting together migrate once;
-- a question is claimed by `INSERT ... ON CONFLICT DO NOTHING` (the primary key decides);
-  claims older than a day are pruned now and then;
+- a question is claimed by one `INSERT ... ON CONFLICT DO UPDATE ... WHERE` (the primary key
+  decides; the update takes over only a claim whose owner died before storing its turn: see
+  CLAIM_QUESTION); claims older than a day are pruned now and then;
 - a cooldown is taken by one `INSERT ... ON CONFLICT DO UPDATE ... WHERE until <= now()`;
 - a shard is held by a session advisory lock, `pg_try_advisory_lock(LOCK_CLASS, shard)`, on a
   connection of its own kept open while the shards run (PostgreSQL releases it if the process
