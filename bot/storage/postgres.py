@@ -218,7 +218,17 @@ links AS (
                       WHERE mb.sha256 = b.sha256
                         AND mb.message_id NOT IN (SELECT id FROM gone))
 )
-SELECT count(*) FILTER (WHERE role = 'user'), count(*) FROM gone
+SELECT count(*) FILTER (WHERE role = 'user'), count(*),
+       ARRAY(SELECT DISTINCT sha256 FROM links)
+FROM gone
+"""
+# Run after a forget that unlinked images, as a statement of its own: a forget running at the
+# same moment in another channel sharing an image saw this one's link (and this one its link),
+# so each kept the bytes; whichever sweeps last sees both unlinks committed and deletes them.
+SWEEP_BLOBS = """
+DELETE FROM blobs AS b
+WHERE b.sha256 = ANY($1::text[])
+  AND NOT EXISTS (SELECT 1 FROM message_blobs AS mb WHERE mb.sha256 = b.sha256)
 """
 RESET = _FORGET.format(gone="DELETE FROM messages WHERE channel_id = $1 RETURNING id, role")
 FORGET_QUESTION = _FORGET.format(
@@ -531,13 +541,20 @@ class PostgresStore:
         Usage figures stay (the turn rows), and so do the channel's settings and prompt.
         """
         row = await self._fetchrow(RESET, channel_id)
+        await self._sweep(row[2])
         return int(row[0])
 
     async def forget_question(self, channel_id: int, message_id: int) -> bool:
         """Forget the turn asked by Discord message `message_id`; True if there was one. The
         turn row stays, as the record of the tokens spent on it."""
         row = await self._fetchrow(FORGET_QUESTION, channel_id, message_id)
+        await self._sweep(row[2])
         return int(row[1]) > 0
+
+    async def _sweep(self, unlinked: Sequence[str] | None) -> None:
+        """Delete the unlinked images nothing refers to any more (see SWEEP_BLOBS)."""
+        if unlinked:
+            await self._execute(SWEEP_BLOBS, list(unlinked))
 
     async def export_pages(
         self, channel_id: int, *, page_size: int = 500, newest_first: bool = False

@@ -3,6 +3,7 @@ deleted when no stored message refers to them any more."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import replace
 
@@ -135,3 +136,17 @@ async def test_attachments_and_their_bytes_survive_a_restart(open_store):
 
     assert history[0].question.attachments == (image(BLUE), NOTES)
     assert found == {digest(BLUE): BLUE}
+
+
+async def test_an_image_shared_by_channels_reset_at_the_same_moment_is_deleted(store):
+    # Two resets at once, each in a channel holding the same image: each statement may still see
+    # the other's link, and keep the bytes; once both are done nothing refers to them, and a
+    # forgotten image must not stay stored.
+    for n in range(10):
+        first, second = 10 * n + 1, 10 * n + 2
+        await store.add_turn(turn(first, 1, RED, message_id=100 * n + 1))
+        await store.add_turn(turn(second, 2, RED, message_id=100 * n + 2))
+
+        await asyncio.gather(store.reset(first), store.reset(second))
+
+        assert await store.blobs([image(RED).sha256]) == {}, f"kept after round {n}"
