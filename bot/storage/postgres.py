@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import time
@@ -46,16 +45,14 @@ from collections.abc import (
     Callable,
     Collection,
     Iterable,
-    Mapping,
     Sequence,
 )
-from dataclasses import asdict, fields
 from typing import Any, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
-from bot.conversation import Attachment, Message, Round
+from bot.conversation import Message, Round
 from bot.errors import ShardsInUse, StorageFull, StoreError
 from bot.storage.base import load_migrations
 from bot.storage.records import (
@@ -65,6 +62,13 @@ from bot.storage.records import (
     SystemPrompt,
     TurnRecord,
     Usage,
+)
+from bot.storage.rows import (
+    decode_attachments,
+    encode_attachments,
+    linked_blobs,
+    pair_rounds,
+    usage_figure,
 )
 
 log = logging.getLogger(__name__)
@@ -397,13 +401,7 @@ class PostgresStore:
             finally:
                 connection.remove_termination_listener(lost)
         finally:
-            try:
-                await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_SECONDS)
-            except DRIVER_ERRORS:
-                connection.terminate()
-            except asyncio.CancelledError:
-                connection.terminate()
-                raise
+            await _close(connection)
 
     async def _migrate(self) -> None:
         """Bring the schema up to date in one transaction, under the migration lock.
@@ -494,7 +492,7 @@ class PostgresStore:
         unreported, rather than failing the turn.
         """
         question, answer = turn.question, turn.answer
-        linked = _linked_blobs(question.attachments, turn.blobs)
+        linked = linked_blobs(question.attachments, turn.blobs)
         data = [turn.blobs.get(a.sha256) for a in linked]
         row = await self._fetchrow(
             WRITE_TURN,
@@ -502,8 +500,8 @@ class PostgresStore:
             turn.guild_id,
             question.author_id,
             turn.model,
-            _usage_figure(turn.prompt_tokens),
-            _usage_figure(turn.completion_tokens),
+            usage_figure(turn.prompt_tokens),
+            usage_figure(turn.completion_tokens),
             time.time(),
             turn.question_message_id,
             question.role,
@@ -783,13 +781,7 @@ class PostgresStore:
             finally:
                 connection.remove_termination_listener(lost)
         finally:
-            try:
-                await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_SECONDS)
-            except DRIVER_ERRORS:
-                connection.terminate()
-            except asyncio.CancelledError:
-                connection.terminate()
-                raise
+            await _close(connection)
 
     # -- a copy from SQLite (bot/storage/copy.py) --------------------------------------------
 
@@ -890,6 +882,18 @@ async def _probed(connection: Any) -> AsyncIterator[None]:
             await task
 
 
+async def _close(connection: Any) -> None:
+    """Close a connection of our own, or end it if it does not close in time (or we are
+    cancelled meanwhile)."""
+    try:
+        await asyncio.wait_for(connection.close(), CLOSE_TIMEOUT_SECONDS)
+    except DRIVER_ERRORS:
+        connection.terminate()
+    except asyncio.CancelledError:
+        connection.terminate()
+        raise
+
+
 async def _release(connection: Any) -> None:
     with contextlib.suppress(*DRIVER_ERRORS):
         await connection.execute("SELECT pg_advisory_unlock_all()")
@@ -969,38 +973,6 @@ def from_text(text: str | None) -> str | None:
     return "".join(out)
 
 
-ATTACHMENT_FIELDS = frozenset(field.name for field in fields(Attachment))
-
-
-def encode_attachments(attachments: Sequence[Attachment]) -> str | None:
-    """`messages.attachments`: a JSON array of the records (NULL when there are none)."""
-    if not attachments:
-        return None
-    return json.dumps([asdict(a) for a in attachments], ensure_ascii=False, separators=(",", ":"))
-
-
-def decode_attachments(text: str | None) -> tuple[Attachment, ...]:
-    """The records back from their JSON (fields unknown here are skipped)."""
-    if not text:
-        return ()
-    return tuple(
-        Attachment(**{name: value for name, value in item.items() if name in ATTACHMENT_FIELDS})
-        for item in json.loads(text)
-    )
-
-
-def _linked_blobs(
-    attachments: Sequence[Attachment], blobs: Mapping[str, bytes]
-) -> list[Attachment]:
-    """The attachments whose bytes are kept for the question, one per digest: every image, and
-    any other whose bytes came with the turn."""
-    linked: dict[str, Attachment] = {}
-    for attachment in attachments:
-        if attachment.kind == "image" or attachment.sha256 in blobs:
-            linked.setdefault(attachment.sha256, attachment)
-    return list(linked.values())
-
-
 def _settings(channels: Iterable[Any], options: Iterable[Any], channel_id: int) -> ChannelSettings:
     """A channel's settings from its rows and its parent's: each setting its own, else the
     parent's (then named in `inherited`)."""
@@ -1039,40 +1011,19 @@ def _settings(channels: Iterable[Any], options: Iterable[Any], channel_id: int) 
 
 
 def _pair_rounds(rows_oldest_first: Iterable[Sequence[Any]]) -> list[Round]:
-    """Pair each turn's question with its answer; a turn cut by the LIMIT is left out."""
-    rounds: list[Round] = []
-    pending: tuple[int, Message] | None = None
-    for (
-        turn_id,
-        role,
-        content,
-        tokens,
-        author_id,
-        author_name,
-        bound,
-        attachments,
-    ) in rows_oldest_first:
-        message = Message(
-            role,
-            from_text(content),
-            tokens,
-            author_id,
-            from_text(author_name),
-            bool(bound),
-            decode_attachments(attachments),
+    """The window's rows (turn id, then a message's columns) paired into rounds."""
+    return pair_rounds(
+        (
+            turn_id,
+            Message(
+                role,
+                from_text(content),
+                tokens,
+                author_id,
+                from_text(name),
+                bool(bound),
+                decode_attachments(a),
+            ),
         )
-        if role == "user":
-            pending = (turn_id, message)
-        elif pending is not None and pending[0] == turn_id:
-            rounds.append(Round(pending[1], message))
-            pending = None
-    return rounds
-
-
-def _usage_figure(value: object) -> int | None:
-    """A usage figure as reported if it is a whole number from 0 to 2**63 - 1, else None."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_FIGURE:
-        return value
-    return None
+        for turn_id, role, content, tokens, author_id, name, bound, a in rows_oldest_first
+    )

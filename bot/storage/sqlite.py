@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import itertools
-import json
 import logging
 import os
 import sqlite3
@@ -66,7 +64,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.conversation import Attachment, Message, Round, legacy_framing_tokens
+from bot.conversation import Message, Round, legacy_framing_tokens
 from bot.errors import DatabaseInUse, DatabaseMissing, StorageFull, StoreError
 from bot.storage.base import load_migrations
 from bot.storage.local import LocalClaims, LocalCooldowns, process_shards
@@ -77,6 +75,13 @@ from bot.storage.records import (
     SystemPrompt,
     TurnRecord,
     Usage,
+)
+from bot.storage.rows import (
+    decode_attachments,
+    encode_attachments,
+    linked_blobs,
+    pair_rounds,
+    usage_figure,
 )
 
 try:
@@ -407,8 +412,8 @@ class SQLiteStore:
             turn.guild_id,
             question.author_id,
             turn.model,
-            _usage_figure(turn.prompt_tokens),
-            _usage_figure(turn.completion_tokens),
+            usage_figure(turn.prompt_tokens),
+            usage_figure(turn.completion_tokens),
             time.time(),
             turn.question_message_id,
             question.role,
@@ -416,16 +421,16 @@ class SQLiteStore:
             question.content,
             question.tokens,
             int(question.bound),
-            _attachments_json(question.attachments),
+            encode_attachments(question.attachments),
             answer.role,
             answer.author_id,
             answer.author_name,
             answer.content,
             answer.tokens,
             int(answer.bound),
-            _attachments_json(answer.attachments),
+            encode_attachments(answer.attachments),
         ]
-        linked = _linked_blobs(question.attachments, turn.blobs)
+        linked = linked_blobs(question.attachments, turn.blobs)
         for attachment in linked:
             data = turn.blobs.get(attachment.sha256)
             size = len(data) if data is not None else attachment.size
@@ -500,7 +505,7 @@ class SQLiteStore:
                 return
             yield [
                 StoredMessage(
-                    Message(r[1], r[2], r[3], r[4], r[5], bool(r[7]), _attachments(r[8])),
+                    Message(r[1], r[2], r[3], r[4], r[5], bool(r[7]), decode_attachments(r[8])),
                     created_at=r[6],
                 )
                 for r in rows
@@ -725,69 +730,19 @@ def _settings(rows: Iterable[Sequence[Any]], channel_id: int) -> ChannelSettings
 
 
 def _pair_rounds(rows_oldest_first: Iterable[Sequence[Any]]) -> list[Round]:
-    """Pair each turn's question with its answer; a turn cut by the LIMIT is left out."""
-    rounds: list[Round] = []
-    pending: tuple[int, Message] | None = None
-    for (
-        turn_id,
-        role,
-        content,
-        tokens,
-        author_id,
-        author_name,
-        bound,
-        attached,
-    ) in rows_oldest_first:
-        message = Message(
-            role, content, tokens, author_id, author_name, bool(bound), _attachments(attached)
+    """The window's rows (turn id, then a message's columns) paired into rounds."""
+    return pair_rounds(
+        (
+            turn_id,
+            Message(role, content, tokens, author_id, name, bool(bound), decode_attachments(a)),
         )
-        if role == "user":
-            pending = (turn_id, message)
-        elif pending is not None and pending[0] == turn_id:
-            rounds.append(Round(pending[1], message))
-            pending = None
-    return rounds
+        for turn_id, role, content, tokens, author_id, name, bound, a in rows_oldest_first
+    )
 
 
 def _marks(count: int) -> str:
     """`(?, ?, ...)`: `count` parameters for an IN list."""
     return "(" + ", ".join(["?"] * count) + ")"
-
-
-ATTACHMENT_FIELDS = tuple(field.name for field in dataclasses.fields(Attachment))
-
-
-def _attachments_json(attachments: Sequence[Attachment]) -> str | None:
-    """A message's attachment records as stored (a JSON array; NULL when there are none)."""
-    if not attachments:
-        return None
-    return json.dumps(
-        [dataclasses.asdict(attachment) for attachment in attachments],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def _attachments(stored: str | None) -> tuple[Attachment, ...]:
-    """A message's attachment records back from their JSON (fields unknown here are skipped)."""
-    if not stored:
-        return ()
-    return tuple(
-        Attachment(**{name: value for name, value in record.items() if name in ATTACHMENT_FIELDS})
-        for record in json.loads(stored)
-    )
-
-
-def _linked_blobs(
-    attachments: Sequence[Attachment], blobs: Mapping[str, bytes]
-) -> list[Attachment]:
-    """The attachments whose bytes are stored with the question, one per digest: every image,
-    and any other whose bytes came with the turn."""
-    linked: dict[str, Attachment] = {}
-    for attachment in attachments:
-        if attachment.kind == "image" or attachment.sha256 in blobs:
-            linked.setdefault(attachment.sha256, attachment)
-    return list(linked.values())
 
 
 def _claim(path: str | os.PathLike[str], held: contextlib.ExitStack) -> Path:
@@ -896,15 +851,6 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
     if pending.strip(" \n;"):
         raise ValueError(f"incomplete SQL statement: {pending.strip()[:60]}")
-
-
-def _usage_figure(value: object) -> int | None:
-    """A usage figure SQLite can store as reported, or None (unreported)."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= SQLITE_MAX_INTEGER:
-        return value
-    return None
 
 
 def _reason(exc: BaseException) -> str:
