@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -133,11 +133,7 @@ class Settings(BaseSettings):
         if value is None:
             return None
         value = value.strip()
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-        except ValueError:
-            raise ValueError("expected a URL like http://localhost:11434/v1") from None
+        parts = _split_url(value, "expected a URL like http://localhost:11434/v1")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("expected an http:// or https:// URL like http://localhost:11434/v1")
         if parts.query or parts.fragment:
@@ -154,13 +150,7 @@ class Settings(BaseSettings):
         if value is None:
             return None
         value = value.strip()
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-        except ValueError:
-            raise ValueError(
-                "expected a URL like postgresql://user:pass@host:5432/chatlab"
-            ) from None
+        parts = _split_url(value, "expected a URL like postgresql://user:pass@host:5432/chatlab")
         if parts.scheme not in ("postgresql", "postgres"):
             raise ValueError(
                 "expected a postgresql:// URL like postgresql://user:pass@host:5432/chatlab"
@@ -343,6 +333,16 @@ class Settings(BaseSettings):
         yield from super().__repr_args__()
         yield "openai_base_url", redact_url(self.openai_base_url)
         yield "database_url", redact_url(self.database_url)
+
+
+def _split_url(value: str, problem: str) -> SplitResult:
+    """The URL's parts; `problem` (a ValueError) if it is not a URL or its port not a number."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError(problem) from None
+    return parts
 
 
 def redact_url(url: str | None) -> str | None:
