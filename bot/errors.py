@@ -297,8 +297,8 @@ class AuthenticationFailed(LLMError):
     key = "error.authentication_failed"
 
 
-class ModelNotFound(LLMError):
-    key = "error.model_not_found"
+class _AboutAModel(LLMError):
+    """An error about one model, which the sentence names."""
 
     def __init__(self, message: str, model: str | None = None) -> None:
         super().__init__(message)
@@ -307,6 +307,10 @@ class ModelNotFound(LLMError):
     @property
     def params(self) -> dict[str, object]:
         return {"model": self.model or "?"}
+
+
+class ModelNotFound(_AboutAModel):
+    key = "error.model_not_found"
 
 
 class Refused(LLMError):
@@ -347,19 +351,11 @@ class ThinkingExhausted(LLMError):
         return {"max_tokens": self.max_tokens}
 
 
-class ImagesNotSupported(LLMError):
+class ImagesNotSupported(_AboutAModel):
     """The server said the model takes no images (HTTP 400); the service asks again without
     them, once, and remembers the model (bot/attachments.py `VisionPolicy`)."""
 
     key = "attachment.images_not_supported"
-
-    def __init__(self, message: str, model: str | None = None) -> None:
-        super().__init__(message)
-        self.model = model
-
-    @property
-    def params(self) -> dict[str, object]:
-        return {"model": self.model or "?"}
 
 
 # -- storage ------------------------------------------------------------------------------
