@@ -298,7 +298,8 @@ async def soak(args: argparse.Namespace) -> int:
 
     outcomes = Outcomes()
     await asyncio.to_thread(postgres.server_url)  # the embedded server, started
-    url = await postgres.create_database()
+    # Another checkout migrates the database with its own migrations.
+    url = await postgres.create_database(migrated=tree == ROOT)
     model = faulty_model(args.failure_rate, args.seed)
     bots: list[Bot] = []
     restart: dict[str, Any] = {}

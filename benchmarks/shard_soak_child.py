@@ -38,7 +38,7 @@ IN_PROGRESS = "⏳"
 FAILED = "⚠️"
 SETTLE_SECONDS = 2.0  # past REQUEST_TIMEOUT and the reply's edit interval (1 s each)
 TIMEOUT_STEP = 1.5  # virtual seconds: past the driver's REQUEST_TIMEOUT (1 s)
-ROUND_LIMIT = 300.0  # seconds a round may take before the driver is told it is done anyway
+ROUND_LIMIT = 60.0  # seconds a round may take before the driver is told it is done anyway
 
 
 def say(**fields: Any) -> None:
