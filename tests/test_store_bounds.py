@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from bot.conversation import Message, byte_bound
-from bot.storage.sqlite import MIGRATIONS, SQLiteStore, TurnRecord
+from bot.storage.sqlite import SQLiteStore, TurnRecord
+from tests.support.legacy import schema_3_database
 
 
 def turn(n: int, *, bound: bool) -> TurnRecord:
@@ -46,18 +45,7 @@ async def test_a_bound_is_stored_flagged_and_read_back_as_a_bound(store):
 
 
 async def test_a_schema_3_database_migrates_and_its_counts_stay_exact(db_path):
-    with sqlite3.connect(db_path) as raw:
-        raw.create_function("chatlab_legacy_framing_tokens", 2, lambda content, name: 0)
-        for script in MIGRATIONS[:3]:
-            raw.executescript(script)
-        raw.execute("PRAGMA user_version = 3")
-        raw.execute("INSERT INTO turns (id, channel_id, model, created_at) VALUES (7, 1, 'm', 0)")
-        raw.execute(
-            "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,"
-            " tokens, created_at) VALUES (1, 7, 'user', 5, 'ann', 'old', 4, 0),"
-            " (1, 7, 'assistant', NULL, NULL, 'old answer', 2, 0)"
-        )
-    raw.close()
+    schema_3_database(db_path)
 
     async with SQLiteStore.open(db_path) as store:
         await store.add_turn(turn(2, bound=True))

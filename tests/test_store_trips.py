@@ -20,6 +20,7 @@ from bot.errors import StoreError
 from bot.storage.records import SystemPrompt, Usage
 from bot.storage.sqlite import MIGRATIONS, TURN_CONTEXT, ChannelSettings, SQLiteStore, TurnRecord
 from tests.conftest import ask_events, make_config
+from tests.support.legacy import schema_3_database
 
 
 def turn(channel: int, n: int, *, user: int = 1) -> TurnRecord:
@@ -157,18 +158,7 @@ async def test_a_turn_failing_at_its_last_row_leaves_nothing_and_the_next_turn_w
 
 
 async def test_a_schema_3_database_migrates_and_keeps_its_turns(db_path):
-    with sqlite3.connect(db_path) as raw:
-        for script in MIGRATIONS[:3]:
-            raw.create_function("chatlab_legacy_framing_tokens", 2, lambda content, name: 0)
-            raw.executescript(script)
-        raw.execute("PRAGMA user_version = 3")
-        raw.execute("INSERT INTO turns (id, channel_id, model, created_at) VALUES (7, 1, 'm', 0)")
-        raw.execute(
-            "INSERT INTO messages (channel_id, turn_id, role, author_id, author_name, content,"
-            " tokens, created_at) VALUES (1, 7, 'user', 5, 'ann', 'old', 4, 0),"
-            " (1, 7, 'assistant', NULL, NULL, 'old answer', 2, 0)"
-        )
-    raw.close()
+    schema_3_database(db_path)
 
     async with SQLiteStore.open(db_path) as store:
         new_id = await store.add_turn(turn(1, 8))
