@@ -38,6 +38,7 @@ from benchmarks.common import (
     timed,
     turn,
 )
+from bot.app import settle_collector
 from bot.chat import ChatService
 from bot.conversation import choose_window, user_content
 from bot.llm import OpenAIChatModel
@@ -414,13 +415,23 @@ def run() -> None:
         default=common.HTTP_BACKEND,
         help=f"the model client's HTTP stack (HTTP_BACKEND; default {common.HTTP_BACKEND})",
     )
+    parser.add_argument(
+        "--collector",
+        choices=("bot", "python"),
+        default="bot",
+        help="the cyclic garbage collector as `python -m bot` sets it once set up (default;"
+        " bot.app.settle_collector), or Python's default; the floor runs in the same process",
+    )
     args = parser.parse_args()
     common.HTTP_BACKEND = args.http_backend
+    if args.collector == "bot":
+        settle_collector()
     started = time.perf_counter()
     rows = asyncio.run(main(args))
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"HTTP_BACKEND={common.HTTP_BACKEND}"
+        f"HTTP_BACKEND={common.HTTP_BACKEND}, collector: "
+        + ("as the bot's" if args.collector == "bot" else "Python's default")
     )
     width = max(len(r.figure) for r in rows)
     print(f"chatlab benchmarks — {machine} — {time.perf_counter() - started:.0f} s")

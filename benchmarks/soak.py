@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.__main__ import chat_service, rss_mb, turn
+from bot.app import settle_collector
 from bot.conversation import user_content
 from bot.errors import LLMError
 from cogs._render import explain
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=200)
     parser.add_argument("--failure-rate", type=float, default=0.05)
     args = parser.parse_args()
+    settle_collector()  # as `python -m bot` does once set up
     sys.exit(asyncio.run(soak(args.turns, args.channels, args.failure_rate)))
 
 

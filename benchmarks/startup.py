@@ -1,6 +1,6 @@
 """A process getting ready to connect, for the RSS and start-up figures (benchmarks/floor.py).
 
-    python -m benchmarks.startup bot     settings → store → client → ChatBot with its extensions
+    python -m benchmarks.startup bot     settings → open_core (store, client) → ChatBot, extensions
     python -m benchmarks.startup floor   discord.py and openai imported, a Bot and a client made
 
 Prints `READY <RSS in MB> <heavy modules imported>` once ready (no Discord login), then exits.
@@ -29,40 +29,21 @@ LAZY = ("PIL", "asyncpg")
 async def bot() -> None:
     """What `python -m bot` does before it logs in (bot/__main__.py's `run`)."""
     from bot.access import AccessPolicy
-    from bot.chat import ChatConfig, ChatService
+    from bot.app import open_core, settle_collector
     from bot.client import ChatBot
-    from bot.llm import OpenAIChatModel, open_client
     from bot.settings import load_settings
-    from bot.storage import open_store
 
     settings = load_settings(env_file=None)
-    async with (
-        open_store(settings.database_url, settings.database_path) as store,
-        open_client(
-            api_key=settings.openai_api_key.get_secret_value(),
-            base_url=settings.openai_base_url,
-            max_retries=settings.max_retries,
-            timeout=settings.request_timeout,
-            http_backend=settings.http_backend,
-        ) as client,
-    ):
-        service = ChatService(
-            store,
-            OpenAIChatModel(
-                client,
-                answer_deadline=settings.answer_deadline,
-                families=dict(settings.model_families),
-            ),
-            ChatConfig.from_settings(settings),
-        )
+    async with open_core(settings) as core:
         chat_bot = ChatBot(
-            service=service,
-            store=store,
-            access=AccessPolicy.from_settings(settings, cooldowns=store),
+            service=core.service,
+            store=core.store,
+            access=AccessPolicy.from_settings(settings, cooldowns=core.store),
             sync_on_start=False,
         )
         async with chat_bot:
             await chat_bot.setup_hook()  # what login() runs first: the extensions, the tree
+            settle_collector()  # as `run` does once set up
             ready()
 
 

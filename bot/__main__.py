@@ -40,12 +40,12 @@ import discord
 
 from bot import health
 from bot.access import AccessPolicy
-from bot.chat import ChatConfig, ChatService
+from bot.app import open_core, settle_collector
+from bot.chat import ChatService
 from bot.client import ChatBot, build_bot, choose_intents
 from bot.errors import StoreError
-from bot.llm import OpenAIChatModel, open_client
 from bot.settings import Settings, SettingsError, load_settings, redact_url
-from bot.storage import Store, open_store
+from bot.storage import Store
 
 if TYPE_CHECKING:
     from bot.storage.copy import CopyReport
@@ -103,29 +103,12 @@ def configure_logging(settings: Settings) -> RedactSecrets:
 
 
 async def run(settings: Settings, *, sync_only: bool = False) -> None:
-    async with (
-        open_store(settings.database_url, settings.database_path) as store,
-        open_client(
-            api_key=settings.openai_api_key.get_secret_value(),
-            base_url=settings.openai_base_url,
-            max_retries=settings.max_retries,
-            timeout=settings.request_timeout,
-            http_backend=settings.http_backend,
-        ) as client,
-    ):
+    async with open_core(settings) as core:
+        store, service = core.store, core.service
         log.info(
             "Model server %s, default model %s",
             redact_url(settings.openai_base_url) or "OpenAI",
             settings.model,
-        )
-        service = ChatService(
-            store,
-            OpenAIChatModel(
-                client,
-                answer_deadline=settings.answer_deadline,
-                families=dict(settings.model_families),
-            ),
-            ChatConfig.from_settings(settings),
         )
         token = settings.discord_token.get_secret_value()
         if sync_only:
@@ -149,6 +132,7 @@ async def run(settings: Settings, *, sync_only: bool = False) -> None:
                 ) as beats,
             ):
                 bot.beat_on_connect(beats.beat)
+                settle_collector()
                 stopping = _stop_on_signals(bot, service, settings.shutdown_grace_seconds)
                 watch = asyncio.create_task(_stop_when(lost, bot, service, settings))
                 try:

@@ -1,0 +1,87 @@
+"""bot/app.py: the core `python -m bot` runs on, and the collector settled once set up."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.app import YOUNG_THRESHOLD, open_core, settle_collector
+from bot.chat import Answer, Question
+from bot.settings import load_settings
+from tests.fake_openai import FakeOpenAI, Reply
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """Put the collector back as it was: other tests run in this process."""
+    before = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_the_core_answers_and_keeps_the_turn_across_a_reopen(
+    llm_server: FakeOpenAI, tmp_path: Path, backend: str
+):
+    settings = load_settings(
+        None,
+        discord_token="discord-token-for-tests",
+        openai_api_key="sk-test-not-a-real-key",
+        openai_base_url=llm_server.base_url,
+        database_path=tmp_path / "chatlab.db",
+        http_backend=backend,
+    )
+    llm_server.then(Reply(text="Hello from the core."))
+
+    async with open_core(settings) as core:
+        events = [e async for e in core.service.ask(Question(7, 1, "Alice", "hi"))]
+    answer = events[-1]
+
+    assert isinstance(answer, Answer) and answer.text == "Hello from the core."
+    async with open_core(settings) as core:
+        (stored,) = await core.service.history(7, 5)
+    assert stored.answer.content == "Hello from the core."
+
+
+def test_settling_freezes_what_start_up_made_and_collects_the_young_less_often(collector):
+    gc.set_threshold(700, 10, 10)
+    made_at_start_up = [["a module's table"]]
+    assert any(o is made_at_start_up for o in gc.get_objects())
+
+    settle_collector()
+
+    assert not any(o is made_at_start_up for o in gc.get_objects())  # out of the collector's sight
+    made_later = [["an answer's buffer"]]
+    assert any(o is made_later for o in gc.get_objects())
+    assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
+    settle_collector()  # again: nothing more changes
+    assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
+
+
+def test_a_higher_young_threshold_set_by_the_operator_is_kept(collector):
+    gc.set_threshold(YOUNG_THRESHOLD * 2, 20, 5)
+
+    settle_collector()
+
+    assert gc.get_threshold() == (YOUNG_THRESHOLD * 2, 20, 5)
+
+
+def test_cycles_are_still_collected_once_settled(collector):
+    settle_collector()
+
+    class Node:
+        pass
+
+    collected: list[str] = []
+    node = Node()
+    node.self = node  # type: ignore[attr-defined]
+    weakref.finalize(node, collected.append, "gone")
+    del node
+    gc.collect()
+
+    assert collected == ["gone"]
