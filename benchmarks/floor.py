@@ -268,7 +268,7 @@ async def ready_rows(tmp: Path, launches: int) -> list[Row]:
             "RSS ready to connect",
             f"{m['bot_mb']:.1f} MB vs floor {m['floor_mb']:.1f} MB = "
             f"×{m['bot_mb'] / m['floor_mb']:.2f} (MODELS={MODELS}; median of {launches}; "
-            f"Pillow/asyncpg imported: {'none' if imported == '-' else imported})",
+            f"Pillow/asyncpg/tiktoken imported: {'none' if imported == '-' else imported})",
             "≤ 1.2× the floor",
             {
                 "bot_mb": m["bot_mb"],

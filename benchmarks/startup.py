@@ -23,7 +23,7 @@ def rss_mb() -> float:
 
 
 # Heavy optional imports that must wait until they are needed (not at start-up).
-LAZY = ("PIL", "asyncpg")
+LAZY = ("PIL", "asyncpg", "tiktoken")
 
 
 async def bot() -> None:

@@ -40,10 +40,10 @@ import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import tiktoken
-from tiktoken.model import encoding_name_for_model
+if TYPE_CHECKING:
+    import tiktoken
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ def counter_for(model: str, tokenizer: str | None = None) -> TokenCounter:
     _tried_vocabularies.add(vocabulary)
     try:
         _seed_tiktoken_cache(vocabulary)
+        import tiktoken  # its native library is loaded when a count first needs it
+
         encoding = tiktoken.get_encoding(vocabulary)
     except Exception as exc:  # offline and unseeded, corrupt cache, unknown name
         log.warning("Tokenizer %r unavailable (%s): token counts are estimates", name, exc)
@@ -176,6 +178,8 @@ def encoding_for(model: str) -> str | None:
 
     "openai/gpt-oss-120b", "gpt-oss:20b" (Ollama), "azure/gpt-5-mini" and "o3-pro" are known.
     """
+    from tiktoken.model import encoding_name_for_model  # imported on first use: see counter_for
+
     base = model.rsplit("/", 1)[-1]
     if not base.startswith("ft:"):  # fine-tuned names ("ft:gpt-4o:org::id") keep their colons
         base = base.split(":", 1)[0]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,3 +87,18 @@ def test_cycles_are_still_collected_once_settled(collector):
     gc.collect()
 
     assert collected == ["gone"]
+
+
+def test_starting_imports_no_heavy_optional_library():
+    # Pillow (an image arrives), asyncpg (DATABASE_URL) and tiktoken's native library (a count
+    # that must be exact) cost start-up time and memory only when they are needed. A fresh
+    # interpreter: this one has imported them for other tests.
+    code = (
+        "import sys, bot.__main__, cogs.chat, cogs.manage, cogs.settings, cogs.context;"
+        "print(','.join(m for m in ('PIL', 'asyncpg', 'tiktoken') if m in sys.modules) or '-')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    assert done.stdout.strip() == "-"
