@@ -11,7 +11,11 @@ runs) and sends nothing anywhere.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
+
+if __name__ == "__main__" and sys.argv[1:] == ["bot"]:
+    gc.disable()  # as `python -m bot` does from its first line until set up (bot/__main__.py)
 
 
 def rss_mb() -> float:

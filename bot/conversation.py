@@ -220,6 +220,8 @@ class Message:
 
     @property
     def images(self) -> tuple[Attachment, ...]:
+        if not self.attachments:  # most messages: asked for several times a turn
+            return ()
         return tuple(a for a in self.attachments if a.kind == "image")
 
     @property

@@ -24,6 +24,7 @@ def collector() -> Iterator[None]:
     yield
     gc.unfreeze()
     gc.set_threshold(*before)
+    gc.enable()
 
 
 @pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
@@ -63,6 +64,27 @@ def test_settling_freezes_what_start_up_made_and_collects_the_young_less_often(c
     assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
     settle_collector()  # again: nothing more changes
     assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
+
+
+def test_settling_turns_a_collector_held_off_during_start_up_back_on(collector):
+    gc.disable()
+
+    settle_collector()
+
+    assert gc.isenabled()
+
+
+def test_python_m_bot_holds_the_collector_off_from_its_first_line(tmp_path: Path):
+    # Run as `python -m bot` does (run_name "__main__"), stopped at the first thing main() does.
+    code = (
+        "import gc, runpy, sys; import argparse;"
+        "argparse.ArgumentParser.parse_args = lambda *a, **k: sys.exit(0 if not gc.isenabled()"
+        " and 'discord' in sys.modules else 3);"
+        "runpy.run_module('bot', run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, timeout=60, check=False)
+
+    assert done.returncode == 0
 
 
 def test_a_higher_young_threshold_set_by_the_operator_is_kept(collector):
