@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import openai
 
 from benchmarks import common
-from benchmarks.common import CONFIG, Row, chat_service, turn
+from benchmarks.common import CONFIG, Row, chat_service, client_for, turn
 from bot.conversation import user_content
 from bot.storage.sqlite import TurnRecord
 
@@ -94,6 +95,29 @@ def floor_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
 
+async def sdk_turn(client: openai.AsyncOpenAI, question: str) -> str:
+    """The same turn through the SDK's documented streaming surface and nothing else: what a
+    client keeping the SDK cannot spend less than (`with_streaming_response`, the body as it is
+    through `extra_body`, `iter_lines`, the floor's JSON parse; no store, no service)."""
+    body = json.loads(prompt_body(question))
+    model = body.pop("model")
+    del body["stream"]
+    parts: list[str] = []
+    async with client.chat.completions.with_streaming_response.create(
+        model=model, messages=[], stream=True, extra_body=body
+    ) as response:
+        async for line in response.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            if line == "data: [DONE]":
+                break
+            for choice in loads(line[6:])["choices"]:
+                piece = choice["delta"].get("content")
+                if piece:
+                    parts.append(piece)
+    return "".join(parts)
+
+
 # -- CPU per turn --------------------------------------------------------------------------
 
 
@@ -113,7 +137,7 @@ async def cpu_per_turn(one: Callable[[int, int], Awaitable[str]], turns: int) ->
 
 
 async def cpu_figures(short_url: str, long_url: str, tmp: Path, turns: int) -> dict[str, float]:
-    """CPU per turn of chatlab and of the floor with 20- and 300-event answers."""
+    """CPU per turn of chatlab, of the floor and of the SDK alone, 20- and 300-event answers."""
     figures: dict[str, float] = {}
     for label, url, count in (("short", short_url, turns), ("long", long_url, turns // 3)):
         expected = answer_text(SHORT if label == "short" else LONG)
@@ -133,7 +157,15 @@ async def cpu_figures(short_url: str, long_url: str, tmp: Path, turns: int) -> d
                 return text
 
             figures[f"floor_{label}"] = await cpu_per_turn(floor, count)
-    for who in ("ours", "floor"):
+        async with client_for(url) as client:
+
+            async def sdk(w: int, n: int, client=client, expected=expected) -> str:
+                text = await sdk_turn(client, f"q{n}")
+                assert text == expected
+                return text
+
+            figures[f"sdk_{label}"] = await cpu_per_turn(sdk, count)
+    for who in ("ours", "floor", "sdk"):
         figures[f"{who}_per_chunk"] = (figures[f"{who}_long"] - figures[f"{who}_short"]) / (
             LONG - SHORT
         )
@@ -148,18 +180,26 @@ def cpu_rows(f: dict[str, float], turns: int) -> list[Row]:
         Row(
             "CPU per turn, 20 events",
             f"{f['ours_short'] * 1e3:.2f} ms vs floor {f['floor_short'] * 1e3:.2f} ms = "
-            f"×{short:.1f} ({CONCURRENCY} concurrent, n={turns})",
+            f"×{short:.1f} ({CONCURRENCY} concurrent, n={turns}); the SDK alone "
+            f"{f['sdk_short'] * 1e3:.2f} ms",
             "≤ 8× the floor",
-            {"ours_ms": f["ours_short"] * 1e3, "floor_ms": f["floor_short"] * 1e3, "ratio": short},
+            {
+                "ours_ms": f["ours_short"] * 1e3,
+                "floor_ms": f["floor_short"] * 1e3,
+                "ratio": short,
+                "sdk_ms": f["sdk_short"] * 1e3,
+            },
         ),
         Row(
             "CPU per turn, 300 events",
             f"{f['ours_long'] * 1e3:.2f} ms vs floor {f['floor_long'] * 1e3:.2f} ms = "
             f"×{long:.1f}; {1 / f['ours_long']:.0f} turns per CPU-second "
-            f"(floor {1 / f['floor_long']:.0f}; n={turns // 3})",
+            f"(floor {1 / f['floor_long']:.0f}; n={turns // 3}); the SDK alone "
+            f"{f['sdk_long'] * 1e3:.2f} ms",
             "≤ 4× the floor; ≥ 150 turns per CPU-second",
             {
                 "ours_ms": f["ours_long"] * 1e3,
+                "sdk_ms": f["sdk_long"] * 1e3,
                 "floor_ms": f["floor_long"] * 1e3,
                 "ratio": long,
                 "turns_per_cpu_s": 1 / f["ours_long"],
@@ -169,10 +209,12 @@ def cpu_rows(f: dict[str, float], turns: int) -> list[Row]:
         Row(
             "CPU per streamed event",
             f"{f['ours_per_chunk'] * 1e6:.1f} µs vs floor {f['floor_per_chunk'] * 1e6:.1f} µs = "
-            f"×{chunk:.1f} (300- minus 20-event turns, over 280 events)",
+            f"×{chunk:.1f} (300- minus 20-event turns, over 280 events); the SDK alone "
+            f"{f['sdk_per_chunk'] * 1e6:.1f} µs",
             "≤ 15 µs",
             {
                 "ours_us": f["ours_per_chunk"] * 1e6,
+                "sdk_us": f["sdk_per_chunk"] * 1e6,
                 "floor_us": f["floor_per_chunk"] * 1e6,
                 "ratio": chunk,
             },
@@ -184,13 +226,20 @@ def cpu_rows(f: dict[str, float], turns: int) -> list[Row]:
 
 
 async def fan_out(url: str, tmp: Path, channels: int, events: int) -> Row:
-    """`channels` questions at once, model latency 1 s: chatlab's wall time, and the floor's."""
+    """`channels` questions at once, model latency 1 s: chatlab's wall time, the floor's, and
+    the SDK's alone (`sdk_turn`), each on a new client (new connections)."""
     expected = answer_text(events)
     async with floor_session() as session:
         started, cpu = time.perf_counter(), time.process_time()
         texts = await asyncio.gather(*(raw_turn(session, url, f"q{c}") for c in range(channels)))
         floor_wall = time.perf_counter() - started
         floor_cpu = time.process_time() - cpu
+    assert all(t == expected for t in texts)
+    async with client_for(url) as client:
+        started, cpu = time.perf_counter(), time.process_time()
+        texts = await asyncio.gather(*(sdk_turn(client, f"q{c}") for c in range(channels)))
+        sdk_wall = time.perf_counter() - started
+        sdk_cpu = time.process_time() - cpu
     assert all(t == expected for t in texts)
     async with chat_service(
         url, tmp / f"fan-{channels}-{events}-{time.monotonic_ns()}.db"
@@ -206,6 +255,7 @@ async def fan_out(url: str, tmp: Path, channels: int, events: int) -> Row:
         f"fan-out {channels:,} × {events} events",
         f"wall {wall:.2f} s at 1 s latency vs floor {floor_wall:.2f} s = ×{wall / floor_wall:.2f};"
         f" client CPU {ours_cpu:.2f} s vs floor {floor_cpu:.2f} s;"
+        f" the SDK alone {sdk_wall:.2f} s, CPU {sdk_cpu:.2f} s;"
         f" {correct}/{channels} correct, {stored}/{channels} stored",
         target,
         {
@@ -214,6 +264,8 @@ async def fan_out(url: str, tmp: Path, channels: int, events: int) -> Row:
             "ratio": wall / floor_wall,
             "cpu_s": ours_cpu,
             "floor_cpu_s": floor_cpu,
+            "sdk_wall_s": sdk_wall,
+            "sdk_cpu_s": sdk_cpu,
         },
     )
 
