@@ -243,6 +243,23 @@ async def test_claims_older_than_a_day_are_pruned(url):
     assert (old, recent) == (True, False)
 
 
+async def test_cooldowns_that_have_run_out_are_pruned_and_running_ones_kept(url):
+    connection = await asyncpg.connect(url)
+    await connection.execute(
+        "INSERT INTO cooldowns VALUES ('user:1', now() - interval '1 second'),"
+        " ('user:2', now() + interval '1 hour')"
+    )
+
+    async with PostgresStore.open(url) as store:
+        assert await store.take_cooldown("user:3", 60) == 0.0
+        left = await store.take_cooldown("user:2", 60)
+    keys = {r["key"] for r in await connection.fetch("SELECT key FROM cooldowns")}
+    await connection.close()
+
+    assert keys == {"user:2", "user:3"}  # the run-out one is gone, the running ones stay
+    assert 3500 < left <= 3600
+
+
 async def test_shards_are_released_when_their_holder_dies_and_it_says_so(url, caplog):
     one, two = PostgresStore.open(url), PostgresStore.open(url)
     told: list[str] = []

@@ -17,7 +17,7 @@ What several processes share is kept by PostgreSQL's own guarantees:
   processes starting together migrate once;
 - a question is claimed by one `INSERT ... ON CONFLICT DO UPDATE ... WHERE` (the primary key
   decides; the update takes over only a claim whose owner died before storing its turn: see
-  CLAIM_QUESTION); claims older than a day are pruned now and then;
+  CLAIM_QUESTION); claims older than a day and cooldowns run out are pruned now and then;
 - a cooldown is taken by one `INSERT ... ON CONFLICT DO UPDATE ... WHERE until <= now()`;
 - a shard is held by a session advisory lock, `pg_try_advisory_lock(LOCK_CLASS, shard)`, on a
   connection of its own kept open while the shards run (PostgreSQL releases it if the process
@@ -284,6 +284,13 @@ WITH channel AS (
     ON CONFLICT (channel_id) DO UPDATE SET guild_id = excluded.guild_id
 )
 DELETE FROM channel_options WHERE channel_id = $1 AND name = $2
+"""
+
+PRUNE = """
+WITH claims_pruned AS (
+    DELETE FROM claims WHERE claimed_at < now() - make_interval(days => $1)
+)
+DELETE FROM cooldowns WHERE until < now()
 """
 
 TAKE_COOLDOWN = """
@@ -717,20 +724,25 @@ class PostgresStore:
         """True the first time `question_id` is claimed by any process on this database, or
         when the process that claimed it died before storing its turn (a re-delivery after a
         crash is then answered, not lost)."""
-        now = time.monotonic()
-        if now >= self._next_prune:
-            self._next_prune = now + PRUNE_EVERY_SECONDS
-            await self._execute(
-                "DELETE FROM claims WHERE claimed_at < now() - make_interval(days => $1)",
-                CLAIM_DAYS,
-            )
+        await self._prune_now_and_then()
         row = await self._fetchrow(CLAIM_QUESTION, question_id, self._owner, PRESENCE_CLASS)
         return row is not None
 
     async def take_cooldown(self, key: str, seconds: float) -> float:
         """0.0 and the cooldown started if none is running; else the seconds left of it."""
+        await self._prune_now_and_then()
         row = await self._fetchrow(TAKE_COOLDOWN, key, float(max(0.0, seconds)))
         return max(0.0, float(row[0]))
+
+    async def _prune_now_and_then(self) -> None:
+        """Once an hour per process: claims older than `CLAIM_DAYS`, and cooldowns that have run
+        out (an expired row means the same as none: `TAKE_COOLDOWN` overwrites it), so neither
+        table grows with every question and member for ever."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_EVERY_SECONDS
+        await self._execute(PRUNE, CLAIM_DAYS)
 
     @contextlib.asynccontextmanager
     async def claim_shards(
