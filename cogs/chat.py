@@ -12,8 +12,9 @@ A channel's mode (bot/channels.py, looked up in memory) decides what else is a q
   Content intent Discord sends those messages empty: nothing is answered, and the channel is told
   why (once an hour at most) instead of the bot falling silent.
 - threads: a mention opens a public thread named after the question, answered there; the thread
-  is then a chat channel. Without the permissions to do so, one line says so above the answer,
-  which is given in the channel instead. Thread openers count against the channel's queue caps.
+  is then a chat channel (threads members open there themselves answer mentions only). Without
+  the permissions to open one, one line says so above the answer, which is given in the channel
+  instead. Thread openers count against the channel's queue caps.
 """
 
 from __future__ import annotations
@@ -204,6 +205,8 @@ class ChatCog(commands.Cog):
         addressed = self._addressed(message)
         mode = await self._mode(message)
         chatting = answers_every_message(mode, in_thread=_parent_id(message.channel) is not None)
+        if chatting and mode is Mode.THREADS and not self._bot_opened(message.channel):
+            chatting = False  # members' own thread in a thread channel: answered when asked
         if not (addressed or chatting):
             return
         prefix = self.bot.service.config.chat_ignore_prefix
@@ -458,6 +461,11 @@ class ChatCog(commands.Cog):
                     return
         if forgotten:
             log.info("Forgot %d deleted question(s) in channel %s", forgotten, channel_id)
+
+    def _bot_opened(self, channel: object) -> bool:
+        """Whether `channel` is a thread the bot opened (thread mode's chat threads)."""
+        me = self.bot.user
+        return isinstance(channel, discord.Thread) and me is not None and channel.owner_id == me.id
 
     def _opened_thread(self, guild_id: int | None, message_id: int) -> bool:
         """Whether the bot opened a thread on this message (thread mode)."""

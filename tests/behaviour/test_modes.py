@@ -215,6 +215,20 @@ async def test_the_opened_thread_continues_without_mentions(world, llm_server):
     assert len(world.bot_messages(thread)) == 2
 
 
+async def test_members_own_threads_in_a_thread_channel_answer_only_mentions(world, llm_server):
+    # Threads mode makes the threads the bot opens chat threads; a thread members open there for
+    # themselves is their conversation, where the bot speaks when spoken to.
+    await make_chat_channel(world, "threads")
+    own = world.thread("members' own")
+
+    await world.bob.send(own, "talking among ourselves")
+    assert llm_server.requests == [] and answers(world, own) == []
+
+    await world.bob.send(own, f"{world.bot_mention} now a question")
+    assert len(llm_server.requests) == 1
+    assert len(answers(world, own)) == 1  # answered there: no thread opened from a thread
+
+
 async def test_a_long_question_names_its_thread_within_discords_limit(world, llm_server):
     await make_chat_channel(world, "threads")
 
