@@ -224,9 +224,10 @@ class InvalidSetting(ChatError):
 
 class ModeUnavailable(ChatError):
     """A chat or thread mode cannot be used here: `reason` is "off" (MESSAGE_CONTENT=off),
-    "dm" (DMs answer every message already) or "thread" (a thread cannot open threads)."""
+    "dm" (DMs answer every message already), "thread" (a thread cannot open threads) or
+    "channel" (no thread opens from a message in this kind of channel: voice, stage)."""
 
-    REASONS: ClassVar[frozenset[str]] = frozenset({"off", "dm", "thread"})
+    REASONS: ClassVar[frozenset[str]] = frozenset({"off", "dm", "thread", "channel"})
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"the mode is not available here ({reason})")

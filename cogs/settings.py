@@ -15,6 +15,7 @@ from discord.ext import commands
 
 from bot.channels import BY_NAME, EFFORTS, Mode
 from bot.client import ChatBot
+from bot.errors import ModeUnavailable
 from bot.messages import text
 from cogs._discord import MODERATORS, NO_PINGS, moderators_only, where
 from cogs._locale import interaction_locale
@@ -105,6 +106,11 @@ class SettingsCog(commands.Cog):
         locale = interaction_locale(interaction)
         channel_id, parent_id = where(interaction)
         unset = mode == DEFAULT
+        # Threads open from messages in text and announcement channels only (a thread's own
+        # refusal, and a DM's, are the service's).
+        opens_none = not isinstance(interaction.channel, discord.TextChannel | discord.Thread)
+        if mode == Mode.THREADS.value and interaction.guild is not None and opens_none:
+            raise ModeUnavailable("channel")
         values = await self.bot.service.set_channel_setting(
             channel_id,
             "mode",

@@ -296,6 +296,17 @@ async def test_a_thread_cannot_be_made_to_open_threads(world):
     assert result.response.content == text("en-US", "channel_setting.unavailable.thread")
 
 
+async def test_a_channel_that_cannot_have_threads_is_not_made_to_open_them(world, llm_server):
+    voice = world.guild.create_voice_channel("lounge")  # its text chat takes slash commands
+
+    result = await world.mod.slash(voice, "settings mode", mode="threads")
+
+    assert result.ephemeral
+    assert result.response.content == text("en-US", "channel_setting.unavailable.channel")
+    chat = await world.mod.slash(voice, "settings mode", mode="chat")  # chat is fine there
+    assert not chat.ephemeral
+
+
 async def test_info_shows_the_mode(world):
     await make_chat_channel(world, "threads")
 
