@@ -33,9 +33,11 @@ VOLUME /data
 ENV DATABASE_PATH=/data/chatlab.db \
     HEARTBEAT_FILE=/data/chatlab.heartbeat
 
-# The bot touches HEARTBEAT_FILE while it is connected to Discord; the check reads its age
-# (HEARTBEAT_MAX_AGE, 90 s by default) without the secrets and without importing discord.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+# The bot touches HEARTBEAT_FILE while it is connected to Discord (every shard of the process);
+# the check reads its age (HEARTBEAT_MAX_AGE, 90 s by default) without the secrets and without
+# importing discord. Discord lets a bot start about one shard every 5 s, so the start period
+# leaves a process running up to ~30 shards time to connect them all before a failure counts.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=180s --retries=3 \
     CMD ["python", "-m", "bot", "health"]
 
 # SIGTERM: no new questions, answers in flight finish (up to SHUTDOWN_GRACE_SECONDS, 25 s by
