@@ -47,7 +47,7 @@ async def bot() -> None:
         )
         async with chat_bot:
             await chat_bot.setup_hook()  # what login() runs first: the extensions, the tree
-            settle_collector()  # as `run` does once set up
+            settle_collector()  # as `run` does at the end of setup_hook (ChatBot on_set_up)
             ready()
 
 

@@ -6,18 +6,18 @@
 `open_core` opens the store (running its migrations) and the model client, and closes both in
 the reverse order, whatever happens in between. It imports nothing of Discord.
 
-`settle_collector()` is called once the process is set up, before it starts answering. Start-up
-leaves ~110,000 objects (the imported modules of discord.py, openai, pydantic) that live as long
-as the process; CPython's cyclic collector walks every one of them on each full collection
-(~55 ms on the development machine), and with its default young threshold (700 new containers)
-a burst of answers, whose requests and streams are alive for a second each, sets off collection
-after collection. `gc.freeze()` moves what start-up made out of the collector's sight, and a
-young threshold of `YOUNG_THRESHOLD` collects a tenth as often. `python -m bot` keeps the
-collector off from its first line until then (bot/__main__.py), as the `gc` documentation
-suggests before a freeze: the few thousand cyclic objects start-up leaves (~0.1 MB) are frozen
-with the rest rather than found by a ~0.1 s collection. Cycles made afterwards are collected as
-ever; reference counting frees everything else at once. Measured in benchmarks/README.md ("The
-collector").
+`settle_collector()` is called once the process is set up (logged in, extensions loaded), before
+it connects. Start-up leaves well over 100,000 objects (the modules of discord.py, openai,
+pydantic) that live as long as the process; CPython's cyclic collector walks every one of them on
+each full collection (~55 ms on the development machine), and with its default young threshold
+(700 new containers) a burst of answers, whose requests and streams are alive for a second each,
+sets off collection after collection. `gc.freeze()` moves what start-up made out of the
+collector's sight, and a young threshold of `YOUNG_THRESHOLD` collects a tenth as often.
+`python -m bot` keeps the collector off from its first line until then (bot/__main__.py), as the
+`gc` documentation suggests before a freeze: the few thousand cyclic objects start-up leaves
+(~0.1 MB) are frozen with the rest rather than found by a ~0.1 s collection. Cycles made
+afterwards are collected as ever; reference counting frees everything else at once. Measured in
+benchmarks/README.md ("The collector").
 """
 
 from __future__ import annotations

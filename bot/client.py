@@ -104,6 +104,7 @@ class ChatBot(commands.Bot):
         intents: discord.Intents | None = None,
         sync_on_start: bool = True,
         export_cooldown: float = 60.0,
+        on_set_up: Callable[[], object] | None = None,
         **client_options: Any,
     ) -> None:
         # chatlab has no voice features: no warnings about voice libraries at every start.
@@ -122,6 +123,7 @@ class ChatBot(commands.Bot):
         self.dev_guild_id = dev_guild_id
         self.sync_on_start = sync_on_start
         self.export_cooldown = export_cooldown  # seconds between two /export of one member
+        self._on_set_up = on_set_up  # called at the end of setup_hook (python -m bot: collector)
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -131,6 +133,8 @@ class ChatBot(commands.Bot):
         self.tree.on_error = self.tree.explain_error  # type: ignore[method-assign]
         if self.sync_on_start:
             await self.sync_commands()
+        if self._on_set_up is not None:
+            self._on_set_up()
 
     def gateway_connected(self) -> bool:
         """Whether the gateway connection is ready and open (the heartbeat beats only then)."""

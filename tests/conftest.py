@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from pathlib import Path
 
@@ -33,6 +34,21 @@ def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
         return _real_connect(self, address)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.fixture(autouse=True)
+def _collector_as_found() -> Iterator[None]:
+    """A test that runs `main()` settles the collector (bot/app.py): put it back as it was, so
+    no later test runs with objects frozen out of the collector's sight (their unclosed
+    resources' warnings would never come) or with a rarer young collection."""
+    enabled, threshold = gc.isenabled(), gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
 
 
 async def ask_events(service: ChatService, question: Question) -> list[object]:

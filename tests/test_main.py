@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -474,3 +475,24 @@ def test_migrate_to_copies_into_postgresql_and_prints_what_it_copied(bot_env, tm
     assert counts["prompt_changes"] == "1" and counts["messages"] == "0"
     assert out.splitlines()[-1].startswith("Verified: the row counts are equal")
     assert "S3cret-PASSWORD" not in out + err
+
+
+def test_run_settles_the_collector_once_set_up_and_before_it_connects(bot_env, monkeypatch):
+    # `python -m bot` runs with the collector off until set up (bot/__main__.py); `run` must
+    # turn it back on before connecting, or the bot would run for ever without it.
+    seen: dict[str, object] = {}
+
+    async def sync_commands(self: ChatBot, *, force_global: bool = False) -> None:
+        seen["while_setting_up"] = gc.isenabled()
+
+    async def start(self: ChatBot, token: str, *, reconnect: bool = True) -> None:
+        await self.setup_hook()  # what login runs
+        seen["connecting"] = (gc.isenabled(), gc.get_freeze_count() > 0)
+
+    monkeypatch.setattr(ChatBot, "sync_commands", sync_commands)
+    monkeypatch.setattr(ChatBot, "start", start)
+    gc.disable()
+
+    assert main(["run"]) == 0
+
+    assert seen == {"while_setting_up": False, "connecting": (True, True)}
