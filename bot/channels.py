@@ -167,10 +167,14 @@ class ChannelValues:
     mode: Mode  # as set, or inherited (in a thread "threads" reads as "chat": see below)
     in_thread: bool
     sources: Mapping[str, Source]
+    # A thread members opened themselves (not the bot): the edge knows, and says so.
+    members_thread: bool = False
 
     @property
     def answers_every_message(self) -> bool:
-        return answers_every_message(self.mode, in_thread=self.in_thread)
+        return answers_every_message(
+            self.mode, in_thread=self.in_thread, members_thread=self.members_thread
+        )
 
     @property
     def opens_threads(self) -> bool:
@@ -185,9 +189,11 @@ class ChannelValues:
         return getattr(self, name)  # type: ignore[no-any-return]
 
 
-def answers_every_message(mode: Mode, *, in_thread: bool) -> bool:
-    """A chat channel, or a thread whose mode (its own or its parent's) is chat or threads."""
-    return mode is Mode.CHAT or (in_thread and mode is Mode.THREADS)
+def answers_every_message(mode: Mode, *, in_thread: bool, members_thread: bool = False) -> bool:
+    """A chat channel, or a thread whose mode (its own or its parent's) is chat, or threads for a
+    thread the bot opened: a thread members open themselves under a thread channel is theirs,
+    and answers mentions only."""
+    return mode is Mode.CHAT or (in_thread and mode is Mode.THREADS and not members_thread)
 
 
 def history_rounds(settings: ChannelSettings, defaults: Defaults) -> int:

@@ -56,6 +56,11 @@ def moderators_only() -> app_commands.check:  # type: ignore[valid-type]
     return app_commands.check(predicate)
 
 
+def members_thread(channel: object, bot_id: int | None) -> bool:
+    """Whether `channel` is a thread that members opened (not the bot, `bot_id`)."""
+    return isinstance(channel, discord.Thread) and channel.owner_id != bot_id
+
+
 def where(interaction: discord.Interaction) -> tuple[int, int | None]:
     """The interaction's channel, and its parent if it is a thread."""
     channel = interaction.channel

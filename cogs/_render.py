@@ -172,6 +172,8 @@ def setting_value(name: str, values: ChannelValues, locale: str | None) -> str:
 
 
 def mode_name(values: ChannelValues, locale: str | None) -> str:
+    if values.members_thread and values.mode is Mode.THREADS:
+        return text(locale, "channel_setting.mode.members_thread")
     if values.in_thread and values.answers_every_message:
         return text(locale, "channel_setting.mode.thread_chat")
     return text(locale, f"channel_setting.mode.{values.mode.value}")
@@ -201,7 +203,7 @@ def mode_changed(
         sentence = text(locale, f"channel_setting.mode_set.{key}", prefix=prefix)
     else:
         sentence = text(locale, f"channel_setting.mode_set.{values.mode.value}")
-    if not can_read and (values.answers_every_message or values.mode is Mode.THREADS):
+    if not can_read and (values.answers_every_message or values.opens_threads):
         sentence += " " + text(locale, "channel_setting.intent.missing")
     return sentence
 

@@ -40,7 +40,7 @@ from bot.conversation import Quote
 from bot.errors import ChatlabError, Dropped, QueueFull, Reason, Stopped, StoreError
 from bot.messages import text as sentence
 from cogs._attachments import gather, problem_lines
-from cogs._discord import NO_PINGS, asker_of
+from cogs._discord import NO_PINGS, asker_of, members_thread
 from cogs._locale import interaction_locale, message_locale
 from cogs._render import explain, refusal_sentence, thread_name
 from cogs._reply import (
@@ -204,9 +204,11 @@ class ChatCog(commands.Cog):
         assert self.bot.user is not None
         addressed = self._addressed(message)
         mode = await self._mode(message)
-        chatting = answers_every_message(mode, in_thread=_parent_id(message.channel) is not None)
-        if chatting and mode is Mode.THREADS and not self._bot_opened(message.channel):
-            chatting = False  # members' own thread in a thread channel: answered when asked
+        chatting = answers_every_message(
+            mode,
+            in_thread=_parent_id(message.channel) is not None,
+            members_thread=members_thread(message.channel, self.bot.user.id),
+        )
         if not (addressed or chatting):
             return
         prefix = self.bot.service.config.chat_ignore_prefix
@@ -268,7 +270,9 @@ class ChatCog(commands.Cog):
                     reaction=NOT_ALLOWED if chatting else None,
                 )
             return
-        opens_thread = mode is Mode.THREADS and _parent_id(message.channel) is None
+        # Threads open from messages in text and announcement channels (a voice channel's chat
+        # set to threads before that was refused answers its mentions where they are).
+        opens_thread = mode is Mode.THREADS and isinstance(message.channel, discord.TextChannel)
         question = self._question(message.author, message.channel, text, message.id)
         full = self._queue_refusal(question, opening=opens_thread)
         if full is None and place.waits:
@@ -461,11 +465,6 @@ class ChatCog(commands.Cog):
                     return
         if forgotten:
             log.info("Forgot %d deleted question(s) in channel %s", forgotten, channel_id)
-
-    def _bot_opened(self, channel: object) -> bool:
-        """Whether `channel` is a thread the bot opened (thread mode's chat threads)."""
-        me = self.bot.user
-        return isinstance(channel, discord.Thread) and me is not None and channel.owner_id == me.id
 
     def _opened_thread(self, guild_id: int | None, message_id: int) -> bool:
         """Whether the bot opened a thread on this message (thread mode)."""

@@ -8,6 +8,7 @@ reaches them. In a DM, its one member manages their own conversation.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from contextlib import aclosing
 from pathlib import Path
@@ -18,7 +19,7 @@ from discord.ext import commands
 
 from bot.client import ChatBot
 from bot.messages import text
-from cogs._discord import MODERATORS, NO_PINGS, moderators_only
+from cogs._discord import MODERATORS, NO_PINGS, members_thread, moderators_only
 from cogs._discord import where as _where
 from cogs._export import build_export, export_message
 from cogs._locale import interaction_locale as _locale
@@ -188,6 +189,11 @@ class ManageCog(commands.Cog):
     async def info(self, interaction: discord.Interaction) -> None:
         """Show this channel's model, limits and system prompt."""
         info = await self.service.channel_info(*_where(interaction))
+        me = self.bot.user.id if self.bot.user else None
+        if members_thread(interaction.channel, me):  # threads mode does not make it a chat
+            info = dataclasses.replace(
+                info, values=dataclasses.replace(info.values, members_thread=True)
+            )
         summary = settings_summary(
             info, self.service.config, _locale(interaction), family=self.service.family(info.model)
         )

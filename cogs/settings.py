@@ -9,6 +9,8 @@ until it gets its own, like the prompt and the model.
 
 from __future__ import annotations
 
+import dataclasses
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -17,7 +19,7 @@ from bot.channels import BY_NAME, EFFORTS, Mode
 from bot.client import ChatBot
 from bot.errors import ModeUnavailable
 from bot.messages import text
-from cogs._discord import MODERATORS, NO_PINGS, moderators_only, where
+from cogs._discord import MODERATORS, NO_PINGS, members_thread, moderators_only, where
 from cogs._locale import interaction_locale
 from cogs._render import mode_changed, setting_changed, settings_reset, temperature_note
 
@@ -106,10 +108,12 @@ class SettingsCog(commands.Cog):
         locale = interaction_locale(interaction)
         channel_id, parent_id = where(interaction)
         unset = mode == DEFAULT
-        # Threads open from messages in text and announcement channels only (a thread's own
-        # refusal, and a DM's, are the service's).
+        # Threads open from messages in text and announcement channels only. A thread's own
+        # refusal, a DM's and MESSAGE_CONTENT=off's are the service's (with modes off, "choose
+        # chat instead" would be wrong advice).
         opens_none = not isinstance(interaction.channel, discord.TextChannel | discord.Thread)
-        if mode == Mode.THREADS.value and interaction.guild is not None and opens_none:
+        modes_on = self.bot.service.config.message_content != "off"
+        if mode == Mode.THREADS.value and interaction.guild is not None and opens_none and modes_on:
             raise ModeUnavailable("channel")
         values = await self.bot.service.set_channel_setting(
             channel_id,
@@ -118,8 +122,9 @@ class SettingsCog(commands.Cog):
             parent_id=parent_id,
             guild_id=interaction.guild_id,
         )
+        mine = members_thread(interaction.channel, self.bot.user.id if self.bot.user else None)
         sentence = mode_changed(
-            values,
+            dataclasses.replace(values, members_thread=mine),
             locale,
             unset=unset,
             prefix=self.bot.service.config.chat_ignore_prefix,

@@ -228,6 +228,12 @@ async def test_members_own_threads_in_a_thread_channel_answer_only_mentions(worl
     assert len(llm_server.requests) == 1
     assert len(answers(world, own)) == 1  # answered there: no thread opened from a thread
 
+    info = await world.alice.slash(own, "info")
+    members = text("en-US", "channel_setting.mode.members_thread")
+    assert f"**Mode:** {members} (inherited from the parent channel)" in info.response.content
+    default = await world.mod.slash(own, "settings mode", mode="default")
+    assert members in default.response.content
+
 
 async def test_a_long_question_names_its_thread_within_discords_limit(world, llm_server):
     await make_chat_channel(world, "threads")
@@ -307,6 +313,19 @@ async def test_a_channel_that_cannot_have_threads_is_not_made_to_open_them(world
     assert not chat.ephemeral
 
 
+async def test_a_voice_channel_set_to_threads_before_that_was_refused_answers_where_asked(
+    world, llm_server
+):
+    voice = world.guild.create_voice_channel("lounge")
+    service = world.env.bot.service
+    await service.set_channel_setting(voice.id, "mode", "threads", guild_id=world.guild.id)
+
+    await world.alice.send(voice, f"{world.bot_mention} a question")
+
+    (answer,) = answers(world, voice)
+    assert answer.content == "Hello from the stand-in."  # no line about thread permissions
+
+
 async def test_info_shows_the_mode(world):
     await make_chat_channel(world, "threads")
 
@@ -377,6 +396,9 @@ async def test_chat_and_thread_modes_are_refused_when_the_intent_is_switched_off
     assert chat.ephemeral and chat.response.content == refused
     assert threads.response.content == refused
     assert llm_server.requests == []
+    voice = world.guild.create_voice_channel("lounge")  # not told to choose chat, which is off too
+    in_voice = await world.mod.slash(voice, "settings mode", mode="threads")
+    assert in_voice.response.content == refused
 
 
 async def test_modes_are_not_for_dms(world):
