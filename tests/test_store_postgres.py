@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from dataclasses import replace
 
 import asyncpg
@@ -258,6 +259,31 @@ async def test_cooldowns_that_have_run_out_are_pruned_and_running_ones_kept(url)
 
     assert keys == {"user:2", "user:3"}  # the run-out one is gone, the running ones stay
     assert 3500 < left <= 3600
+
+
+async def test_a_backlog_is_pruned_in_batches_and_a_failed_prune_is_not_the_questions(
+    url, monkeypatch, caplog
+):
+    connection = await asyncpg.connect(url)
+    await connection.execute(
+        "INSERT INTO cooldowns SELECT 'user:' || n, now() - interval '1 hour'"
+        " FROM generate_series(1, 5) AS n"
+    )
+    monkeypatch.setattr(postgres_engine, "PRUNE_BATCH_ROWS", 2)
+
+    async with PostgresStore.open(url) as store:
+        assert await store.claim_question(10)  # one batch of 2, then the next soon, not in an hour
+        left = await connection.fetchval("SELECT count(*) FROM cooldowns")
+        soon = store._next_prune - time.monotonic()
+        monkeypatch.setattr(postgres_engine, "PRUNE", "SELECT 1 / 0")  # a prune that fails
+        store._next_prune = 0.0
+        assert await store.claim_question(11)  # the question is still claimed
+        assert await store.take_cooldown("user:9", 60) == 0.0
+    await connection.close()
+
+    assert left == 3 and soon <= postgres_engine.PRUNE_SOON_SECONDS
+    (warning,) = [r for r in caplog.records if "Could not prune" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
 
 
 async def test_shards_are_released_when_their_holder_dies_and_it_says_so(url, caplog):

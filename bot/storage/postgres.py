@@ -101,6 +101,10 @@ PROBE_TIMEOUT_SECONDS = 10.0
 MAX_FIGURE = 2**63 - 1
 CLAIM_DAYS = 1  # a gateway replay never reaches further back
 PRUNE_EVERY_SECONDS = 3600.0
+# Rows deleted from each table per prune; a full batch brings the next prune to PRUNE_SOON_SECONDS
+# (a backlog drains in short statements), as does a failed one.
+PRUNE_BATCH_ROWS = 5000
+PRUNE_SOON_SECONDS = 60.0
 
 # InternalClientError: what asyncpg raises for a query on a connection whose server process was
 # just killed, before it has noticed ("cannot switch to state ...").
@@ -288,9 +292,16 @@ DELETE FROM channel_options WHERE channel_id = $1 AND name = $2
 
 PRUNE = """
 WITH claims_pruned AS (
-    DELETE FROM claims WHERE claimed_at < now() - make_interval(days => $1)
+    DELETE FROM claims WHERE question_id IN (
+        SELECT question_id FROM claims WHERE claimed_at < now() - make_interval(days => $1)
+        LIMIT $2
+    )
+    RETURNING 1
+), cooldowns_pruned AS (
+    DELETE FROM cooldowns WHERE key IN (SELECT key FROM cooldowns WHERE until < now() LIMIT $2)
+    RETURNING 1
 )
-DELETE FROM cooldowns WHERE until < now()
+SELECT greatest((SELECT count(*) FROM claims_pruned), (SELECT count(*) FROM cooldowns_pruned))
 """
 
 TAKE_COOLDOWN = """
@@ -737,12 +748,20 @@ class PostgresStore:
     async def _prune_now_and_then(self) -> None:
         """Once an hour per process: claims older than `CLAIM_DAYS`, and cooldowns that have run
         out (an expired row means the same as none: `TAKE_COOLDOWN` overwrites it), so neither
-        table grows with every question and member for ever."""
+        table grows with every question and member for ever. At most PRUNE_BATCH_ROWS of each
+        at a time; a failure is logged, never the question's."""
         now = time.monotonic()
         if now < self._next_prune:
             return
         self._next_prune = now + PRUNE_EVERY_SECONDS
-        await self._execute(PRUNE, CLAIM_DAYS)
+        try:
+            row = await self._fetchrow(PRUNE, CLAIM_DAYS, PRUNE_BATCH_ROWS)
+        except StoreError as exc:
+            self._next_prune = now + PRUNE_SOON_SECONDS
+            log.warning("Could not prune old claims and cooldowns (trying again soon): %s", exc)
+            return
+        if int(row[0]) >= PRUNE_BATCH_ROWS:
+            self._next_prune = now + PRUNE_SOON_SECONDS
 
     @contextlib.asynccontextmanager
     async def claim_shards(
