@@ -141,7 +141,7 @@ def counter_for(model: str, tokenizer: str | None = None) -> TokenCounter:
     _tried_vocabularies.add(vocabulary)
     try:
         _seed_tiktoken_cache(vocabulary)
-        import tiktoken  # its native library is loaded when a count first needs it
+        import tiktoken  # not at start: see encoding_for
 
         encoding = tiktoken.get_encoding(vocabulary)
     except Exception as exc:  # offline and unseeded, corrupt cache, unknown name
@@ -178,7 +178,9 @@ def encoding_for(model: str) -> str | None:
 
     "openai/gpt-oss-120b", "gpt-oss:20b" (Ollama), "azure/gpt-5-mini" and "o3-pro" are known.
     """
-    from tiktoken.model import encoding_name_for_model  # imported on first use: see counter_for
+    # tiktoken (and its native library) is imported here, on a process's first question, not at
+    # start; its vocabularies are loaded only when a count must be exact (counter_for).
+    from tiktoken.model import encoding_name_for_model
 
     base = model.rsplit("/", 1)[-1]
     if not base.startswith("ft:"):  # fine-tuned names ("ft:gpt-4o:org::id") keep their colons
