@@ -350,7 +350,7 @@ class ChatCog(commands.Cog):
         channel = message.channel
         guild = message.guild
         if not isinstance(channel, discord.TextChannel) or guild is None:
-            return None  # threads open from text channels (not forums, voice or news chats)
+            return None  # not reached: only text and announcement channels open threads (_take)
         allowed = channel.permissions_for(guild.me)
         if not (allowed.create_public_threads and allowed.send_messages_in_threads):
             log.info("No permission to open threads in channel %s; answering there", channel.id)
